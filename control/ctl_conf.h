@@ -1,0 +1,28 @@
+/* What control is told at start: the domain, the VMRs, the media port range.
+ * Filled by node/config.c; read-only once workers start. */
+#ifndef CTL_CONF_H
+#define CTL_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ctl_vmr_conf {
+    char alias[256];   /* "meet@example.test": user@domain a caller dials */
+    char name[128];    /* display name of the room */
+};
+
+struct ctl_conf {
+    char domain[256];         /* our SIP domain, e.g. "example.test" */
+    char media_address[64];   /* IP address put in SDP c= lines */
+    uint16_t media_port_min;  /* first media port (even) */
+    uint16_t media_port_max;  /* last media port */
+    uint32_t t1_ms;           /* RFC 3261 T1, default 500 */
+    uint32_t t2_ms;           /* RFC 3261 T2, default 4000 */
+    uint32_t t4_ms;           /* RFC 3261 T4, default 5000 */
+    uint32_t max_transactions;/* per worker; beyond it new requests get 503 */
+    uint32_t max_dialogs;     /* per worker */
+    struct ctl_vmr_conf *vmrs;/* owned by the config; n_vmrs entries */
+    size_t n_vmrs;
+};
+
+#endif

@@ -1,0 +1,112 @@
+/* The SIP message wrapper: sofia-sip behind a small API of our own.
+ *
+ * Parsing never touches the caller's buffer (sofia-sip parses a private copy) and
+ * every string handed back is a (pointer, length) view into the parsed message,
+ * valid until sip_msg_free(). The wrapper is the one place that knows sofia-sip's
+ * msg_t/sip_t, so it can be fuzzed on its own and swapped later.
+ *
+ * Responses are printed from the request's own Via, From, To, Call-ID and CSeq
+ * headers (sofia-sip's header encoder), so they match the request byte for byte
+ * where RFC 3261 §8.2.6.2 wants them copied. */
+#ifndef SIP_MSG_H
+#define SIP_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct sip_str {
+    const char *s;   /* NULL when absent */
+    size_t len;
+} sip_str_t;
+
+typedef enum {
+    SIP_METHOD_UNKNOWN = 0,
+    SIP_METHOD_INVITE,
+    SIP_METHOD_ACK,
+    SIP_METHOD_CANCEL,
+    SIP_METHOD_BYE,
+    SIP_METHOD_OPTIONS,
+    SIP_METHOD_REGISTER,
+    SIP_METHOD_INFO,
+    SIP_METHOD_PRACK,
+    SIP_METHOD_UPDATE,
+    SIP_METHOD_MESSAGE,
+    SIP_METHOD_SUBSCRIBE,
+    SIP_METHOD_NOTIFY,
+    SIP_METHOD_REFER,
+    SIP_METHOD_PUBLISH,
+} sip_method_t;
+
+typedef enum {
+    SIP_MSG_OK = 0,
+    SIP_MSG_ERR_SYNTAX = -1,   /* start line or a header could not be parsed */
+    SIP_MSG_ERR_MISSING = -2,  /* a mandatory header is missing (Via, From, To,
+                                  Call-ID, CSeq; Max-Forwards is optional) */
+    SIP_MSG_ERR_INVALID = -3,  /* parsed, but inconsistent: CSeq method differs from
+                                  the request method, Content-Length larger than the
+                                  body, unsupported SIP version */
+    SIP_MSG_ERR_NOMEM = -4,
+} sip_msg_status_t;
+
+typedef struct sip_msg sip_msg_t;
+
+/* Parses one whole message (a datagram, or a unit framed by dp_frame_next()).
+ * On SIP_MSG_OK *out is the message. On an error, `why` gets a short reason for a
+ * Warning header ("Missing Call-ID header", "Bad CSeq header", ...) and *out is
+ * still set when enough was parsed to answer (sip_msg_can_respond()); the caller
+ * frees it. `why` may be NULL. */
+sip_msg_status_t sip_msg_parse(const char *buf, size_t len, sip_msg_t **out, char *why,
+                               size_t whylen);
+
+/* Accepts NULL. */
+void sip_msg_free(sip_msg_t *m);
+
+bool sip_msg_is_request(const sip_msg_t *m);
+/* True when Via, From, To, Call-ID and CSeq all parsed, so a response can be
+ * built even for a request that failed validation. */
+bool sip_msg_can_respond(const sip_msg_t *m);
+
+/* Requests */
+sip_method_t sip_msg_method(const sip_msg_t *m);
+sip_str_t sip_msg_method_name(const sip_msg_t *m);
+sip_str_t sip_msg_ruri_user(const sip_msg_t *m);   /* user part of the Request-URI */
+sip_str_t sip_msg_ruri_host(const sip_msg_t *m);
+/* Responses */
+int sip_msg_status(const sip_msg_t *m);
+
+/* Headers */
+sip_str_t sip_msg_call_id(const sip_msg_t *m);
+sip_str_t sip_msg_from_tag(const sip_msg_t *m);
+sip_str_t sip_msg_to_tag(const sip_msg_t *m);
+sip_str_t sip_msg_from_user(const sip_msg_t *m);
+sip_str_t sip_msg_from_host(const sip_msg_t *m);
+sip_str_t sip_msg_via_branch(const sip_msg_t *m);   /* top Via's branch */
+sip_str_t sip_msg_via_host(const sip_msg_t *m);     /* top Via's sent-by host */
+sip_str_t sip_msg_via_port(const sip_msg_t *m);     /* top Via's sent-by port, may be absent */
+uint32_t sip_msg_cseq(const sip_msg_t *m);
+sip_method_t sip_msg_cseq_method(const sip_msg_t *m);
+int sip_msg_max_forwards(const sip_msg_t *m);       /* -1 when absent */
+sip_str_t sip_msg_content_type(const sip_msg_t *m); /* "application/sdp", ... */
+sip_str_t sip_msg_body(const sip_msg_t *m);
+/* Raw value of the first header with this name (full or compact), for anything
+ * without an accessor: "Contact", "Supported", "ms-diagnostics", ... */
+sip_str_t sip_msg_header(const sip_msg_t *m, const char *name);
+
+/* Builds a response to `req` into out[0..outlen): status line; the request's Via
+ * (all of them, in order), From, To (with ";tag=<to_tag>" added when the request's
+ * To has no tag and to_tag is not NULL), Call-ID and CSeq; then
+ * `extra_headers` verbatim (each line ending in CRLF; may be NULL), a
+ * "Server: confnode/<version>" header, Content-Type when body_type is not NULL,
+ * Content-Length, the blank line and the body.
+ * Returns the length written, or -1 if it did not fit or req cannot be answered. */
+ssize_t sip_msg_build_response(const sip_msg_t *req, int status, const char *phrase,
+                               const char *to_tag, const char *extra_headers,
+                               const char *body_type, const char *body, size_t body_len,
+                               char *out, size_t outlen);
+
+/* The standard reason phrase for a status code ("OK", "Not Found", ...). */
+const char *sip_msg_phrase(int status);
+
+#endif

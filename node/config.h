@@ -1,0 +1,55 @@
+/* Configuration: one libconfig file (https://hyperrealm.github.io/libconfig/).
+ *
+ *   node:  { name = "node1"; workers = "auto"; log_level = "info"; };
+ *   sip:   { listen = "127.0.0.1"; udp_port = 5060; tcp_port = 5060; tls_port = 5061;
+ *            domain = "example.test"; max_message_size = 65536; idle_timeout = 600; ... };
+ *   tls:   { certificate = "..."; key = "..."; ca = "..."; verify_client = "request"; ... };
+ *   media: { address = "127.0.0.1"; port_min = 40000; port_max = 49999; };
+ *   admin: { listen = "127.0.0.1"; port = 8088; };
+ *   vmrs = ( { alias = "meet@example.test"; name = "Demo room"; } );
+ *
+ * Every key is known: an unknown key, a wrong type or an out-of-range value is an
+ * error naming file, line and field ("standalone.conf:12: sip.udp_port: must be
+ * 0..65535"). Relative paths are taken relative to the config file's directory.
+ * See README.md for every key and its default. */
+#ifndef CN_CONFIG_H
+#define CN_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ctl_conf.h"
+#include "dp_conf.h"
+
+struct node_conf {
+    char name[64];           /* node name, default: the host name */
+    unsigned workers;        /* 0 = auto: one per online CPU */
+    int log_level;           /* cn_log_level_t */
+};
+
+struct admin_conf {
+    char listen[64];         /* default "127.0.0.1" */
+    uint16_t port;           /* default 8088; 0 = admin HTTP off */
+};
+
+struct cn_config {
+    char path[4096];         /* the file it was loaded from */
+    struct node_conf node;
+    struct dp_conf dp;
+    struct ctl_conf ctl;
+    struct admin_conf admin;
+};
+
+/* Fills every field with its default (what an empty file gives). */
+void cn_config_defaults(struct cn_config *cfg);
+
+/* Loads and validates `path` into cfg (defaults first, then the file).
+ * Returns 0, or -1 with one or more lines "FILE:LINE: field: problem" in err
+ * (the first problems found, newline-separated). cfg must be cn_config_free()d in
+ * both cases. */
+int cn_config_load(const char *path, struct cn_config *cfg, char *err, size_t errlen);
+
+/* Frees what cn_config_load() allocated (the VMR list). Accepts a zeroed cfg. */
+void cn_config_free(struct cn_config *cfg);
+
+#endif

@@ -1,0 +1,43 @@
+/* A point-in-time copy of the node's counters, for the admin API.
+ * Filled by the control thread from each worker's own counters (relaxed atomic
+ * loads; workers never wait for it). */
+#ifndef CN_SNAPSHOT_H
+#define CN_SNAPSHOT_H
+
+#include <stdint.h>
+
+#define CN_MAX_WORKERS 128
+
+struct cn_worker_snapshot {
+    unsigned id;
+    int cpu;                       /* CPU it is pinned to, -1 when not pinned */
+    /* gauges */
+    uint64_t connections;          /* open TCP + TLS connections */
+    uint64_t transactions;         /* live server transactions */
+    uint64_t dialogs;              /* live dialogs */
+    uint64_t calls;                /* confirmed calls (dialogs from INVITE) */
+    /* counters */
+    uint64_t rx_messages, tx_messages, rx_bytes, tx_bytes;
+    uint64_t bad_messages;         /* answered 400 or dropped as unparseable */
+    uint64_t conns_accepted;
+    uint64_t conns_closed_oversize, conns_closed_idle, conns_closed_error;
+    uint64_t tls_handshakes, tls_handshake_failures;
+    uint64_t keepalive_pings;
+    uint64_t retransmissions_absorbed, retransmissions_sent;
+    uint64_t calls_total;
+    uint64_t ring_drops;
+    uint64_t responses[7];         /* by class: [1]=1xx ... [6]=6xx; [0] unused */
+};
+
+struct cn_snapshot {
+    const char *version;
+    const char *node_name;
+    double uptime_s;
+    unsigned n_workers;
+    struct cn_worker_snapshot workers[CN_MAX_WORKERS];
+};
+
+/* Fills `out` (provided by the admin server on each request). */
+typedef void (*cn_snapshot_fn)(void *arg, struct cn_snapshot *out);
+
+#endif
