@@ -11,7 +11,7 @@
  * Every key is known: an unknown key, a wrong type or an out-of-range value is an
  * error naming file, line and field ("standalone.conf:12: sip.udp_port: must be
  * 0..65535"). Relative paths are taken relative to the config file's directory.
- * See README.md for every key and its default. */
+ * See docs/configuration.md for every key, its type and its default. */
 #ifndef CN_CONFIG_H
 #define CN_CONFIG_H
 
@@ -46,8 +46,19 @@ void cn_config_defaults(struct cn_config *cfg);
 /* Loads and validates `path` into cfg (defaults first, then the file).
  * Returns 0, or -1 with one or more lines "FILE:LINE: field: problem" in err
  * (the first problems found, newline-separated). cfg must be cn_config_free()d in
- * both cases. */
+ * both cases. cfg is overwritten, not freed: free a previously loaded cfg first. */
 int cn_config_load(const char *path, struct cn_config *cfg, char *err, size_t errlen);
+
+/* The worker count to run: node.workers, or when it is 0 ("auto") the number of
+ * online CPUs; always 1..128. cn_config_defaults() and cn_config_load() store it
+ * in cfg->dp.workers, so callers normally read that field. */
+int cn_config_resolve_workers(const struct cn_config *cfg);
+
+/* Checks that every TLS file named in cfg (tls.certificate, tls.key, tls.ca; empty
+ * names are skipped) is a readable regular file. cn_config_load() does not touch
+ * them; `confnode check-config` calls this as well. Returns 0, or -1 with one line
+ * "CONFIG: field: 'PATH': problem" per bad file in err. */
+int cn_config_check_files(const struct cn_config *cfg, char *err, size_t errlen);
 
 /* Frees what cn_config_load() allocated (the VMR list). Accepts a zeroed cfg. */
 void cn_config_free(struct cn_config *cfg);
