@@ -9,10 +9,12 @@
 struct ctl_vmr_conf {
     char alias[256];   /* "meet@example.test": user@domain a caller dials */
     char name[128];    /* display name of the room */
+    uint32_t answer_delay_ms; /* answer INVITEs after this long (ringing); 0 = at once */
 };
 
 struct ctl_conf {
     char domain[256];         /* our SIP domain, e.g. "example.test" */
+    char node_name[64];       /* used in Warning headers and logs */
     char media_address[64];   /* IP address put in SDP c= lines */
     uint16_t media_port_min;  /* first media port (even) */
     uint16_t media_port_max;  /* last media port */

@@ -1,0 +1,134 @@
+/* Internal to control/: the per-worker context and the objects it owns.
+ * Owner of everything here: one worker thread. */
+#ifndef CTL_INTERNAL_H
+#define CTL_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ctl_timer.h"
+#include "ctl_worker.h"
+#include "media_ports.h"
+#include "sip_msg.h"
+
+#define TXN_KEY_MAX 256
+#define TAG_LEN 20 /* "cn" + 2 hex worker + 16 hex */
+
+struct vmr {
+    char user[128];
+    char domain[128];
+    const struct ctl_vmr_conf *conf;
+};
+
+struct ctl_shared {
+    const struct ctl_conf *conf;
+    struct ctl_listen listen;
+    unsigned n_workers;
+    struct vmr *vmrs; /* sorted by user */
+    size_t n_vmrs;
+};
+
+enum txn_state {
+    TXN_PROCEEDING = 1, /* INVITE: provisional sent, final pending (ringing) */
+    TXN_ACCEPTED,       /* INVITE: 2xx sent (RFC 6026); absorbs retransmissions */
+    TXN_COMPLETED,      /* final (non-2xx for INVITE) sent; absorbs retransmissions */
+    TXN_CONFIRMED,      /* INVITE: ACK to non-2xx received */
+};
+
+struct ctl_dialog;
+
+/* A server transaction (RFC 3261 §17.2). */
+struct ctl_txn {
+    struct ctl_txn *hnext;
+    uint64_t hash;
+    uint16_t key_len;
+    uint8_t state;
+    uint8_t is_invite;
+    char key[TXN_KEY_MAX];
+    cn_peer_t peer;
+    char *resp;              /* last response sent, for retransmissions */
+    size_t resp_len;
+    uint32_t retx_ms;        /* current retransmission interval */
+    struct ctl_timer t_retx; /* G (non-2xx) or 2xx retransmission, unreliable only */
+    struct ctl_timer t_end;  /* H, I, J, L, or the answer delay */
+    sip_msg_t *pending;      /* INVITE waiting for its answer (owned) */
+    struct ctl_dialog *dlg;
+};
+
+enum dlg_state { DLG_EARLY = 1, DLG_CONFIRMED };
+
+struct ctl_dialog {
+    struct ctl_dialog *hnext;
+    uint64_t hash;
+    char tag[TAG_LEN + 1];    /* our To-tag */
+    uint8_t state;
+    char *call_id;
+    size_t call_id_len;
+    uint32_t remote_cseq;
+    int media_port;           /* -1 when none */
+    const struct vmr *room;
+    struct ctl_txn *invite;   /* the INVITE transaction whose 2xx awaits its ACK */
+    struct ctl_timer t_ack;   /* no ACK within 64*T1 ends the dialog */
+};
+
+struct ctl_worker {
+    const struct ctl_shared *sh;
+    const struct ctl_conf *conf;
+    unsigned id;
+    ctl_io_t io;
+    struct ctl_stats *stats;
+    uint64_t now;              /* ms, set on every entry from the worker loop */
+    struct ctl_timers timers;
+    struct media_ports ports;
+    uint64_t tag_seq;          /* To-tag sequence, mixed with tag_key */
+    uint64_t tag_key;
+    /* transactions: chained hash */
+    struct ctl_txn **txn_tab;
+    uint32_t txn_mask, n_txn;
+    struct ctl_txn *txn_free;  /* recycled, so steady state does not allocate */
+    /* dialogs: chained hash keyed by our tag */
+    struct ctl_dialog **dlg_tab;
+    uint32_t dlg_mask, n_dlg;
+    char out[16384];           /* response being built */
+};
+
+static inline void cstat_add(_Atomic uint64_t *c, int64_t v)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + (uint64_t)v,
+                          memory_order_relaxed);
+}
+
+uint64_t ctl_hash(const char *s, size_t len, uint64_t seed);
+
+/* transactions (ctl_txn.c) */
+int ctl_txn_key(const sip_msg_t *m, char *key, size_t cap, bool for_ack);
+struct ctl_txn *ctl_txn_find(struct ctl_worker *cw, const char *key, size_t len);
+struct ctl_txn *ctl_txn_new(struct ctl_worker *cw, const char *key, size_t len,
+                            const cn_peer_t *peer, bool invite);
+void ctl_txn_destroy(struct ctl_worker *cw, struct ctl_txn *t);
+/* Sends a response within t and moves t on per RFC 3261 / RFC 6026; keeps a copy
+ * for retransmissions where needed. */
+void ctl_txn_respond(struct ctl_worker *cw, struct ctl_txn *t, int status, const char *buf,
+                     size_t len, uint64_t now);
+void ctl_txn_retransmit(struct ctl_worker *cw, struct ctl_txn *t);
+void ctl_txn_ack(struct ctl_worker *cw, struct ctl_txn *t, uint64_t now);
+/* Answers t->pending (ctl_uas_answer_pending) at `when`. */
+void ctl_txn_arm_answer(struct ctl_worker *cw, struct ctl_txn *t, uint64_t when);
+
+/* dialogs (ctl_dialog.c) */
+struct ctl_dialog *ctl_dialog_new(struct ctl_worker *cw, const sip_msg_t *invite,
+                                  const struct vmr *room);
+struct ctl_dialog *ctl_dialog_find(struct ctl_worker *cw, sip_str_t tag, sip_str_t call_id);
+void ctl_dialog_end(struct ctl_worker *cw, struct ctl_dialog *d);
+void ctl_dialog_confirm(struct ctl_worker *cw, struct ctl_dialog *d);
+
+/* the node's user agent (ctl_uas.c) */
+void ctl_uas_request(struct ctl_worker *cw, sip_msg_t *m, const cn_peer_t *from, uint64_t now);
+void ctl_uas_answer_pending(struct ctl_worker *cw, struct ctl_txn *t, uint64_t now);
+/* Sends a response outside any transaction (stateless), e.g. 400 to a broken request. */
+void ctl_send_stateless(struct ctl_worker *cw, const sip_msg_t *req, const cn_peer_t *to,
+                        int status, const char *extra);
+
+const struct vmr *ctl_vmr_find(const struct ctl_shared *sh, sip_str_t user, sip_str_t host);
+
+#endif

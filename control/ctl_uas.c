@@ -1,0 +1,365 @@
+/* The node's own user agent: what a VMR answers.
+ *
+ *   OPTIONS            200 with Allow / Accept / Supported
+ *   INVITE to a VMR    100, (180 while ringing,) 200 with an SDP answer; media port
+ *                      from this worker's share of the port partition
+ *   ACK                confirms the call (2xx) or ends the transaction (non-2xx)
+ *   BYE                200, media port released
+ *   CANCEL             200, and 487 to the INVITE when it is still ringing
+ *   re-INVITE          200 with a new answer on the same port
+ *   unknown alias      404;  unsupported method 501;  Require we lack 420
+ *   body not SDP       415;  SDP we cannot meet 488 with a Warning saying why
+ *   no transaction / dialog / port left: 503 with Retry-After, never a wait */
+#include <stdio.h>
+#include <string.h>
+
+#include "cn_log.h"
+#include "ctl_internal.h"
+#include "sdp_answer.h"
+
+#define ALLOW_HDR "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO\r\n"
+
+static bool str_eq(sip_str_t a, const char *b)
+{
+    size_t n = strlen(b);
+    return a.s && a.len == n && strncasecmp(a.s, b, n) == 0;
+}
+
+/* A To-tag for a response outside a dialog: same shape as dialog tags, so it
+ * still names this worker when the ACK for a non-2xx answer comes back. */
+static void make_tag(struct ctl_worker *cw, char out[TAG_LEN + 1])
+{
+    uint64_t x = ++cw->tag_seq ^ cw->tag_key;
+    x = (x ^ (x >> 31)) * 0x7fb5d329728ea185ull;
+    x ^= x >> 27;
+    snprintf(out, TAG_LEN + 1, "cn%02x%016llx", cw->id & 0xff, (unsigned long long)x);
+}
+
+/* "Warning: 399 <node> "<why>"" with quotes and control bytes taken out. */
+static int warning_hdr(const struct ctl_worker *cw, const char *why, char *out, size_t cap)
+{
+    char clean[200];
+    size_t j = 0;
+    for (size_t i = 0; why && why[i] && j < sizeof clean - 1; i++) {
+        unsigned char ch = (unsigned char)why[i];
+        clean[j++] = (ch < 0x20 || ch == '"' || ch == '\\' || ch >= 0x7f) ? ' ' : (char)ch;
+    }
+    clean[j] = 0;
+    const char *agent = cw->conf->node_name[0] ? cw->conf->node_name : "confnode";
+    return snprintf(out, cap, "Warning: 399 %s \"%s\"\r\n", agent, clean);
+}
+
+static ssize_t build(struct ctl_worker *cw, const sip_msg_t *req, int status, const char *tag,
+                     const char *extra, const char *body_type, const char *body, size_t blen)
+{
+    sip_str_t have = sip_msg_to_tag(req);
+    char gen[TAG_LEN + 1];
+    if (!have.s && !tag && status > 100) {
+        make_tag(cw, gen);
+        tag = gen;
+    }
+    ssize_t n = sip_msg_build_response(req, status, sip_msg_phrase(status), have.s ? NULL : tag,
+                                       extra, body_type, body, blen, cw->out, sizeof cw->out);
+    if (n < 0)
+        cn_log(CN_LOG_WARN, "response_too_large", "worker=%u status=%d", cw->id, status);
+    return n;
+}
+
+static void reply(struct ctl_worker *cw, struct ctl_txn *t, const sip_msg_t *req, int status,
+                  const char *tag, const char *extra)
+{
+    ssize_t n = build(cw, req, status, tag, extra, NULL, NULL, 0);
+    if (n > 0)
+        ctl_txn_respond(cw, t, status, cw->out, (size_t)n, cw->now);
+    else if (status >= 200)
+        ctl_txn_destroy(cw, t);
+}
+
+static void reply_warning(struct ctl_worker *cw, struct ctl_txn *t, const sip_msg_t *req,
+                          int status, const char *tag, const char *why, const char *more)
+{
+    char extra[512];
+    int n = warning_hdr(cw, why, extra, sizeof extra);
+    if (more && n > 0 && (size_t)n < sizeof extra)
+        snprintf(extra + n, sizeof extra - (size_t)n, "%s", more);
+    reply(cw, t, req, status, tag, extra);
+}
+
+void ctl_send_stateless(struct ctl_worker *cw, const sip_msg_t *req, const cn_peer_t *to,
+                        int status, const char *extra)
+{
+    ssize_t n = build(cw, req, status, NULL, extra, NULL, NULL, 0);
+    if (n <= 0)
+        return;
+    cw->io.send(cw->io.io, to, cw->out, (size_t)n);
+    cstat_add(&cw->stats->responses[status / 100], 1);
+}
+
+static int contact_hdr(const struct ctl_worker *cw, const struct vmr *room,
+                       cn_transport_t tr, char *out, size_t cap)
+{
+    const struct ctl_listen *l = &cw->sh->listen;
+    bool v6 = strchr(l->host, ':') != NULL;
+    unsigned port = tr == CN_TRANSPORT_TLS ? l->tls_port
+                    : tr == CN_TRANSPORT_TCP ? l->tcp_port
+                                             : l->udp_port;
+    return snprintf(out, cap, "Contact: <sip:%s@%s%s%s:%u;transport=%s>\r\n%sSupported: \r\n",
+                    room ? room->user : "confnode", v6 ? "[" : "", l->host, v6 ? "]" : "", port,
+                    tr == CN_TRANSPORT_TLS ? "tls" : tr == CN_TRANSPORT_TCP ? "tcp" : "udp",
+                    ALLOW_HDR);
+}
+
+/* Our offer, for an INVITE that came without one (the answer arrives in the ACK). */
+static int sdp_offer(const struct ctl_worker *cw, const struct ctl_dialog *d, char *out,
+                     size_t cap)
+{
+    const char *addr = cw->conf->media_address;
+    const char *ipv = strchr(addr, ':') ? "IP6" : "IP4";
+    unsigned long long sid = (unsigned long long)(cw->now ^ (uint64_t)d->media_port);
+    return snprintf(out, cap,
+                    "v=0\r\no=confnode %llu %llu IN %s %s\r\ns=confnode\r\nc=IN %s %s\r\n"
+                    "t=0 0\r\nm=audio %d RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\n"
+                    "a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+                    "a=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n",
+                    sid, sid, ipv, addr, ipv, addr, d->media_port);
+}
+
+/* The 200 (or the failure) for an INVITE whose dialog exists. */
+static void answer_invite(struct ctl_worker *cw, struct ctl_txn *t, const sip_msg_t *req,
+                          struct ctl_dialog *d)
+{
+    char sdp[2048], why[200], extra[512];
+    if (d->media_port < 0) {
+        d->media_port = media_ports_alloc(&cw->ports);
+        if (d->media_port < 0) {
+            snprintf(why, sizeof why, "No media port free on worker %u", cw->id);
+            cstat_add(&cw->stats->overload_rejects, 1);
+            reply_warning(cw, t, req, 503, d->tag, why, "Retry-After: 5\r\n");
+            ctl_dialog_end(cw, d);
+            return;
+        }
+    }
+    sip_str_t body = sip_msg_body(req);
+    ssize_t blen;
+    if (body.len > 0) {
+        struct sdp_answer_params p = {.address = cw->conf->media_address,
+                                      .audio_port = (uint16_t)d->media_port,
+                                      .session_id = cw->now ^ ((uint64_t)d->media_port << 32),
+                                      .username = "confnode"};
+        blen = sdp_answer_build(body.s, body.len, &p, sdp, sizeof sdp, why, sizeof why);
+        if (blen < 0) {
+            reply_warning(cw, t, req, 488, d->tag, why, NULL);
+            if (d->state == DLG_EARLY)
+                ctl_dialog_end(cw, d);
+            return;
+        }
+    } else {
+        blen = sdp_offer(cw, d, sdp, sizeof sdp);
+    }
+    contact_hdr(cw, d->room, t->peer.transport, extra, sizeof extra);
+    ssize_t n = build(cw, req, 200, d->tag, extra, "application/sdp", sdp, (size_t)blen);
+    if (n < 0) {
+        reply(cw, t, req, 500, d->tag, NULL);
+        if (d->state == DLG_EARLY)
+            ctl_dialog_end(cw, d);
+        return;
+    }
+    if (d->invite && d->invite != t)
+        d->invite->dlg = NULL;
+    d->invite = t;
+    t->dlg = d;
+    ctl_txn_respond(cw, t, 200, cw->out, (size_t)n, cw->now);
+}
+
+void ctl_uas_answer_pending(struct ctl_worker *cw, struct ctl_txn *t, uint64_t now)
+{
+    sip_msg_t *req = t->pending;
+    t->pending = NULL;
+    cw->now = now;
+    if (t->dlg)
+        answer_invite(cw, t, req, t->dlg);
+    else
+        reply(cw, t, req, 500, NULL, NULL);
+    sip_msg_free(req);
+}
+
+/* Returns true when the request was taken over (t->pending). */
+static bool handle_invite(struct ctl_worker *cw, struct ctl_txn *t, sip_msg_t *m)
+{
+    sip_str_t to_tag = sip_msg_to_tag(m);
+    if (to_tag.s) { /* re-INVITE */
+        struct ctl_dialog *d = ctl_dialog_find(cw, to_tag, sip_msg_call_id(m));
+        if (!d) {
+            reply(cw, t, m, 481, NULL, NULL);
+            return false;
+        }
+        if (sip_msg_cseq(m) <= d->remote_cseq) {
+            reply_warning(cw, t, m, 500, NULL, "CSeq not higher than the last request",
+                          "Retry-After: 1\r\n");
+            return false;
+        }
+        d->remote_cseq = sip_msg_cseq(m);
+        answer_invite(cw, t, m, d);
+        return false;
+    }
+    const struct vmr *room = ctl_vmr_find(cw->sh, sip_msg_ruri_user(m), sip_msg_ruri_host(m));
+    if (!room) {
+        reply(cw, t, m, 404, NULL, NULL);
+        return false;
+    }
+    sip_str_t body = sip_msg_body(m);
+    if (body.len > 0 && !str_eq(sip_msg_content_type(m), "application/sdp")) {
+        reply(cw, t, m, 415, NULL, "Accept: application/sdp\r\n");
+        return false;
+    }
+    ssize_t n = build(cw, m, 100, NULL, NULL, NULL, NULL, 0);
+    if (n > 0)
+        ctl_txn_respond(cw, t, 100, cw->out, (size_t)n, cw->now);
+    struct ctl_dialog *d = ctl_dialog_new(cw, m, room);
+    if (!d) {
+        cstat_add(&cw->stats->overload_rejects, 1);
+        reply_warning(cw, t, m, 503, NULL, "Too many calls on this worker", "Retry-After: 5\r\n");
+        return false;
+    }
+    d->invite = t;
+    t->dlg = d;
+    uint32_t delay = room->conf->answer_delay_ms;
+    if (delay == 0) {
+        answer_invite(cw, t, m, d);
+        return false;
+    }
+    n = build(cw, m, 180, d->tag, NULL, NULL, NULL, 0);
+    if (n > 0)
+        ctl_txn_respond(cw, t, 180, cw->out, (size_t)n, cw->now);
+    t->pending = m;
+    ctl_txn_arm_answer(cw, t, cw->now + delay);
+    return true;
+}
+
+static void handle_cancel(struct ctl_worker *cw, struct ctl_txn *t, const sip_msg_t *m)
+{
+    char key[TXN_KEY_MAX];
+    int klen = ctl_txn_key(m, key, sizeof key, true);
+    struct ctl_txn *inv = klen > 0 ? ctl_txn_find(cw, key, (size_t)klen) : NULL;
+    if (!inv || !inv->is_invite) {
+        reply(cw, t, m, 481, NULL, NULL);
+        return;
+    }
+    reply(cw, t, m, 200, NULL, NULL);
+    if (inv->state != TXN_PROCEEDING || !inv->pending)
+        return; /* already answered: the CANCEL changes nothing (§9.2) */
+    sip_msg_t *req = inv->pending;
+    inv->pending = NULL;
+    struct ctl_dialog *d = inv->dlg;
+    reply(cw, inv, req, 487, d ? d->tag : NULL, NULL);
+    if (d)
+        ctl_dialog_end(cw, d);
+    sip_msg_free(req);
+}
+
+static void handle_bye(struct ctl_worker *cw, struct ctl_txn *t, const sip_msg_t *m)
+{
+    struct ctl_dialog *d = ctl_dialog_find(cw, sip_msg_to_tag(m), sip_msg_call_id(m));
+    if (!d) {
+        reply(cw, t, m, 481, NULL, NULL);
+        return;
+    }
+    struct ctl_txn *inv = d->invite;
+    if (inv && inv->state == TXN_PROCEEDING && inv->pending) { /* BYE while ringing */
+        sip_msg_t *req = inv->pending;
+        inv->pending = NULL;
+        reply(cw, inv, req, 487, d->tag, NULL);
+        sip_msg_free(req);
+    }
+    reply(cw, t, m, 200, NULL, NULL);
+    ctl_dialog_end(cw, d);
+}
+
+static void handle_ack(struct ctl_worker *cw, const sip_msg_t *m)
+{
+    struct ctl_dialog *d = ctl_dialog_find(cw, sip_msg_to_tag(m), sip_msg_call_id(m));
+    if (d) {
+        if (d->invite && d->invite->state == TXN_ACCEPTED) {
+            ctl_dialog_confirm(cw, d);
+            ctl_timer_cancel(&cw->timers, &d->invite->t_retx);
+            return;
+        }
+        if (d->state == DLG_CONFIRMED || !d->invite)
+            return; /* retransmitted ACK */
+    }
+    char key[TXN_KEY_MAX];
+    int klen = ctl_txn_key(m, key, sizeof key, true);
+    struct ctl_txn *t = klen > 0 ? ctl_txn_find(cw, key, (size_t)klen) : NULL;
+    if (t)
+        ctl_txn_ack(cw, t, cw->now);
+}
+
+void ctl_uas_request(struct ctl_worker *cw, sip_msg_t *m, const cn_peer_t *from, uint64_t now)
+{
+    cw->now = now;
+    sip_method_t meth = sip_msg_method(m);
+    if (meth == SIP_METHOD_ACK) {
+        handle_ack(cw, m);
+        sip_msg_free(m);
+        return;
+    }
+    char key[TXN_KEY_MAX];
+    int klen = ctl_txn_key(m, key, sizeof key, false);
+    if (klen < 0) {
+        char extra[256];
+        warning_hdr(cw, "Via branch or Call-ID too long", extra, sizeof extra);
+        ctl_send_stateless(cw, m, from, 400, extra);
+        cstat_add(&cw->stats->bad_messages, 1);
+        sip_msg_free(m);
+        return;
+    }
+    struct ctl_txn *t = ctl_txn_find(cw, key, (size_t)klen);
+    if (t) { /* a retransmission: answer again, change nothing */
+        cstat_add(&cw->stats->retransmissions_absorbed, 1);
+        ctl_txn_retransmit(cw, t);
+        sip_msg_free(m);
+        return;
+    }
+    t = ctl_txn_new(cw, key, (size_t)klen, from, meth == SIP_METHOD_INVITE);
+    if (!t) {
+        cstat_add(&cw->stats->overload_rejects, 1);
+        ctl_send_stateless(cw, m, from, 503, "Retry-After: 1\r\n");
+        sip_msg_free(m);
+        return;
+    }
+    sip_str_t req = sip_msg_header(m, "Require");
+    if (req.s && req.len > 0 && meth != SIP_METHOD_CANCEL) {
+        char extra[512];
+        snprintf(extra, sizeof extra, "Unsupported: %.*s\r\n",
+                 (int)(req.len > 400 ? 400 : req.len), req.s);
+        reply(cw, t, m, 420, NULL, extra);
+        sip_msg_free(m);
+        return;
+    }
+    bool kept = false;
+    switch (meth) {
+    case SIP_METHOD_OPTIONS:
+        reply(cw, t, m, 200, NULL, ALLOW_HDR "Accept: application/sdp\r\nSupported: \r\n");
+        break;
+    case SIP_METHOD_INVITE:
+        kept = handle_invite(cw, t, m);
+        break;
+    case SIP_METHOD_CANCEL:
+        handle_cancel(cw, t, m);
+        break;
+    case SIP_METHOD_BYE:
+        handle_bye(cw, t, m);
+        break;
+    case SIP_METHOD_INFO:
+        if (ctl_dialog_find(cw, sip_msg_to_tag(m), sip_msg_call_id(m)))
+            reply(cw, t, m, 200, NULL, NULL);
+        else
+            reply(cw, t, m, 481, NULL, NULL);
+        break;
+    default:
+        reply(cw, t, m, 501, NULL, ALLOW_HDR);
+        break;
+    }
+    if (!kept)
+        sip_msg_free(m);
+}

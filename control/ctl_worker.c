@@ -1,0 +1,260 @@
+/* Per-worker control: entry points called from the dataplane's worker loop. */
+#include "ctl_worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include "cn_log.h"
+#include "ctl_internal.h"
+
+/* ---- the VMR directory (shared, read-only after boot) ---- */
+static int vmr_cmp(const void *a, const void *b)
+{
+    return strcasecmp(((const struct vmr *)a)->user, ((const struct vmr *)b)->user);
+}
+
+struct ctl_shared *ctl_shared_create(const struct ctl_conf *conf, const struct ctl_listen *ls,
+                                     unsigned n_workers, char *err, size_t errlen)
+{
+    struct ctl_shared *sh = calloc(1, sizeof *sh);
+    if (!sh || (conf->n_vmrs && !(sh->vmrs = calloc(conf->n_vmrs, sizeof *sh->vmrs)))) {
+        snprintf(err, errlen, "out of memory");
+        free(sh);
+        return NULL;
+    }
+    sh->conf = conf;
+    sh->listen = *ls;
+    sh->n_workers = n_workers;
+    for (size_t i = 0; i < conf->n_vmrs; i++) {
+        const char *alias = conf->vmrs[i].alias;
+        const char *at = strchr(alias, '@');
+        size_t ulen = at ? (size_t)(at - alias) : strlen(alias);
+        if (ulen == 0 || ulen >= sizeof sh->vmrs[i].user) {
+            snprintf(err, errlen, "vmrs[%zu].alias \"%s\": bad user part", i, alias);
+            ctl_shared_free(sh);
+            return NULL;
+        }
+        memcpy(sh->vmrs[i].user, alias, ulen);
+        snprintf(sh->vmrs[i].domain, sizeof sh->vmrs[i].domain, "%s", at ? at + 1 : "");
+        sh->vmrs[i].conf = &conf->vmrs[i];
+    }
+    sh->n_vmrs = conf->n_vmrs;
+    qsort(sh->vmrs, sh->n_vmrs, sizeof *sh->vmrs, vmr_cmp);
+    return sh;
+}
+
+void ctl_shared_free(struct ctl_shared *sh)
+{
+    if (!sh)
+        return;
+    free(sh->vmrs);
+    free(sh);
+}
+
+static bool host_is_literal(sip_str_t h)
+{
+    if (h.len == 0 || h.s[0] == '[')
+        return true;
+    for (size_t i = 0; i < h.len; i++)
+        if ((h.s[i] < '0' || h.s[i] > '9') && h.s[i] != '.')
+            return false;
+    return true;
+}
+
+static bool host_eq(sip_str_t h, const char *name)
+{
+    size_t n = strlen(name);
+    return h.len == n && strncasecmp(h.s, name, n) == 0;
+}
+
+/* A VMR answers to user@its-domain, user@our-domain, and user@<an IP literal>
+ * (a caller dialling the node's address directly). */
+const struct vmr *ctl_vmr_find(const struct ctl_shared *sh, sip_str_t user, sip_str_t host)
+{
+    if (!user.s || user.len == 0 || user.len >= sizeof sh->vmrs[0].user)
+        return NULL;
+    struct vmr key;
+    memcpy(key.user, user.s, user.len);
+    key.user[user.len] = 0;
+    const struct vmr *v = bsearch(&key, sh->vmrs, sh->n_vmrs, sizeof *sh->vmrs, vmr_cmp);
+    if (!v)
+        return NULL;
+    if (!host.s || host_is_literal(host) || host_eq(host, v->domain) ||
+        host_eq(host, sh->conf->domain))
+        return v;
+    return NULL;
+}
+
+/* ---- worker lifecycle ---- */
+static uint32_t pow2_at_least(uint32_t n)
+{
+    uint32_t p = 1024;
+    while (p < n && p < (1u << 22))
+        p <<= 1;
+    return p;
+}
+
+struct ctl_worker *ctl_worker_create(const struct ctl_shared *sh, unsigned id,
+                                     const ctl_io_t *io, struct ctl_stats *stats)
+{
+    struct ctl_worker *cw = calloc(1, sizeof *cw);
+    if (!cw)
+        return NULL;
+    cw->sh = sh;
+    cw->conf = sh->conf;
+    cw->id = id;
+    cw->io = *io;
+    cw->stats = stats;
+    uint32_t tsz = pow2_at_least(sh->conf->max_transactions / 4);
+    uint32_t dsz = pow2_at_least(sh->conf->max_dialogs / 4);
+    cw->txn_tab = calloc(tsz, sizeof *cw->txn_tab);
+    cw->dlg_tab = calloc(dsz, sizeof *cw->dlg_tab);
+    cw->txn_mask = tsz - 1;
+    cw->dlg_mask = dsz - 1;
+    if (getrandom(&cw->tag_key, sizeof cw->tag_key, 0) != sizeof cw->tag_key)
+        cw->tag_key = (uint64_t)(uintptr_t)cw ^ 0x5bd1e9955bd1e995ull;
+    if (!cw->txn_tab || !cw->dlg_tab || ctl_timers_init(&cw->timers, 1024) != 0 ||
+        media_ports_init(&cw->ports, sh->conf->media_port_min, sh->conf->media_port_max, id,
+                         sh->n_workers) != 0) {
+        ctl_worker_free(cw);
+        return NULL;
+    }
+    return cw;
+}
+
+void ctl_worker_free(struct ctl_worker *cw)
+{
+    if (!cw)
+        return;
+    if (cw->dlg_tab) {
+        for (uint32_t b = 0; b <= cw->dlg_mask; b++)
+            while (cw->dlg_tab[b])
+                ctl_dialog_end(cw, cw->dlg_tab[b]);
+        free(cw->dlg_tab);
+    }
+    if (cw->txn_tab) {
+        for (uint32_t b = 0; b <= cw->txn_mask; b++)
+            while (cw->txn_tab[b])
+                ctl_txn_destroy(cw, cw->txn_tab[b]);
+        free(cw->txn_tab);
+    }
+    while (cw->txn_free) {
+        struct ctl_txn *t = cw->txn_free;
+        cw->txn_free = t->hnext;
+        free(t);
+    }
+    ctl_timers_fini(&cw->timers);
+    media_ports_fini(&cw->ports);
+    free(cw);
+}
+
+/* ---- entry points ---- */
+
+/* A request handed over by another worker: the peer it came from and its bytes. */
+struct ctl_forward {
+    cn_peer_t from;
+    size_t len;
+    char data[];
+};
+
+static bool forward(struct ctl_worker *cw, unsigned owner, const char *buf, size_t len,
+                    const cn_peer_t *from)
+{
+    struct ctl_forward *f = malloc(sizeof *f + len);
+    if (!f)
+        return false;
+    f->from = *from;
+    f->len = len;
+    memcpy(f->data, buf, len);
+    if (cw->io.post(cw->io.io, owner, f) != 0) {
+        free(f);
+        return false;
+    }
+    cstat_add(&cw->stats->forwarded, 1);
+    return true;
+}
+
+static void bad_request(struct ctl_worker *cw, sip_msg_t *m, const cn_peer_t *from,
+                        const char *why)
+{
+    cstat_add(&cw->stats->bad_messages, 1);
+    if (m && sip_msg_is_request(m) && sip_msg_can_respond(m) &&
+        sip_msg_method(m) != SIP_METHOD_ACK) {
+        char extra[300];
+        const char *agent = cw->conf->node_name[0] ? cw->conf->node_name : "confnode";
+        char clean[200];
+        size_t j = 0;
+        for (size_t i = 0; why[i] && j < sizeof clean - 1; i++)
+            clean[j++] = (why[i] == '"' || (unsigned char)why[i] < 0x20) ? ' ' : why[i];
+        clean[j] = 0;
+        snprintf(extra, sizeof extra, "Warning: 399 %s \"%s\"\r\n", agent, clean);
+        ctl_send_stateless(cw, m, from, 400, extra);
+        return;
+    }
+    /* nothing to answer to: a stream peer that sends what we cannot parse is cut off */
+    if (cn_transport_reliable(from->transport) && !(m && !sip_msg_is_request(m)))
+        cw->io.close(cw->io.io, from);
+}
+
+static void handle(struct ctl_worker *cw, const char *buf, size_t len, const cn_peer_t *from,
+                   uint64_t now, bool forwarded)
+{
+    cw->now = now;
+    sip_msg_t *m = NULL;
+    char why[200] = "";
+    sip_msg_status_t st = sip_msg_parse(buf, len, &m, why, sizeof why);
+    if (st != SIP_MSG_OK) {
+        bad_request(cw, m, from, why[0] ? why : "Malformed message");
+        sip_msg_free(m);
+        return;
+    }
+    if (!sip_msg_is_request(m)) { /* we send no requests yet: nothing waits for it */
+        sip_msg_free(m);
+        return;
+    }
+    sip_str_t tag = sip_msg_to_tag(m);
+    int owner = tag.s ? ctl_tag_owner(tag.s, tag.len) : -1;
+    if (!forwarded && owner >= 0 && (unsigned)owner != cw->id &&
+        (unsigned)owner < cw->sh->n_workers) {
+        if (!forward(cw, (unsigned)owner, buf, len, from) &&
+            sip_msg_method(m) != SIP_METHOD_ACK) {
+            cstat_add(&cw->stats->overload_rejects, 1);
+            ctl_send_stateless(cw, m, from, 503, "Retry-After: 1\r\n");
+        }
+        sip_msg_free(m);
+        return;
+    }
+    ctl_uas_request(cw, m, from, now);
+}
+
+void ctl_on_message(struct ctl_worker *cw, const char *buf, size_t len, const cn_peer_t *from,
+                    uint64_t now)
+{
+    handle(cw, buf, len, from, now, false);
+}
+
+void ctl_on_post(struct ctl_worker *cw, void *msg, uint64_t now)
+{
+    struct ctl_forward *f = msg;
+    handle(cw, f->data, f->len, &f->from, now, true);
+    free(f);
+}
+
+void ctl_on_bad_frame(struct ctl_worker *cw, const char *buf, size_t len,
+                      const cn_peer_t *from, const char *why, uint64_t now)
+{
+    cw->now = now;
+    sip_msg_t *m = NULL;
+    sip_msg_parse(buf, len, &m, NULL, 0);
+    bad_request(cw, m, from, why);
+    sip_msg_free(m);
+}
+
+int64_t ctl_tick(struct ctl_worker *cw, uint64_t now)
+{
+    cw->now = now;
+    return ctl_timers_run(&cw->timers, cw, now);
+}

@@ -1,0 +1,74 @@
+/* Control, per worker: SIP transactions, dialogs and the node's own user agent
+ * (the VMRs), driven by the dataplane's worker loop.
+ *
+ * DESIGN
+ * Every object here (transactions, dialogs, timers, media port share) belongs to
+ * exactly one worker and is touched only by its thread. A request inside a dialog
+ * that reached another worker is handed to the dialog's owner: the owner's id is
+ * part of the To-tag we generated, so no shared table is consulted. Responses go
+ * back through ctl_io.send with the peer the request came from; the dataplane
+ * writes them on the connection's own worker. */
+#ifndef CTL_WORKER_H
+#define CTL_WORKER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cn_peer.h"
+#include "ctl_conf.h"
+
+struct ctl_shared;
+struct ctl_worker;
+
+/* How control reaches the dataplane (function pointers: control does not link it). */
+typedef struct ctl_io {
+    int (*send)(void *io, const cn_peer_t *to, const char *buf, size_t len);
+    /* Hands a malloc'd msg to worker `to` (ctl_on_post there); -1 when its ring is
+     * full, and the caller still owns msg. */
+    int (*post)(void *io, unsigned to, void *msg);
+    /* Closes a stream connection after what is queued (a peer we cannot talk to). */
+    void (*close)(void *io, const cn_peer_t *peer);
+    void *io;
+} ctl_io_t;
+
+/* Where our SIP listeners are, for Contact headers. */
+struct ctl_listen {
+    char host[64];
+    uint16_t udp_port, tcp_port, tls_port;
+};
+
+/* Per-worker counters: written by the worker (relaxed), read by the admin API. */
+struct __attribute__((aligned(64))) ctl_stats {
+    _Atomic uint64_t transactions, dialogs, calls;      /* gauges */
+    _Atomic uint64_t calls_total, bad_messages, retransmissions_absorbed,
+        retransmissions_sent, responses[7], no_ack_timeouts, overload_rejects,
+        forwarded;
+};
+
+/* Read-only after creation; shared by all workers. `conf` must outlive it. */
+struct ctl_shared *ctl_shared_create(const struct ctl_conf *conf, const struct ctl_listen *ls,
+                                     unsigned n_workers, char *err, size_t errlen);
+void ctl_shared_free(struct ctl_shared *sh);
+
+/* Created in the worker's own thread. `stats` is owned by the caller and outlives
+ * the worker. Returns NULL when out of memory. */
+struct ctl_worker *ctl_worker_create(const struct ctl_shared *sh, unsigned id,
+                                     const ctl_io_t *io, struct ctl_stats *stats);
+/* Ends every dialog and transaction (no messages sent). Accepts NULL. */
+void ctl_worker_free(struct ctl_worker *cw);
+
+void ctl_on_message(struct ctl_worker *cw, const char *buf, size_t len, const cn_peer_t *from,
+                    uint64_t now);
+/* A stream unit without a usable Content-Length: answers 400 when it can. */
+void ctl_on_bad_frame(struct ctl_worker *cw, const char *buf, size_t len,
+                      const cn_peer_t *from, const char *why, uint64_t now);
+void ctl_on_post(struct ctl_worker *cw, void *msg, uint64_t now);
+/* Runs due timers; returns ms to the next one or -1. */
+int64_t ctl_tick(struct ctl_worker *cw, uint64_t now);
+
+/* The worker that owns the dialog with this To-tag, or -1 when the tag is not one
+ * of ours. */
+int ctl_tag_owner(const char *tag, size_t len);
+
+#endif

@@ -1,0 +1,224 @@
+#include "node.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "cn_log.h"
+#include "cn_time.h"
+#include "ctl_worker.h"
+#include "dp_worker.h"
+
+struct cn_node {
+    const struct cn_config *cfg;
+    struct dp_engine *dp;
+    struct ctl_shared *sh;
+    struct ctl_stats *ctl_stats; /* one per worker; outlives the workers */
+    struct cn_admin *admin;
+    uint64_t started_ms;
+};
+
+/* ---- dataplane <-> control glue (runs in worker threads) ---- */
+static int io_send(void *io, const cn_peer_t *to, const char *buf, size_t len)
+{
+    return dp_send(io, to, buf, len);
+}
+static int io_post(void *io, unsigned to, void *msg) { return dp_post(io, to, msg); }
+static void io_close(void *io, const cn_peer_t *peer) { dp_close(io, peer); }
+
+static void *h_start(struct dp_worker *w, void *arg)
+{
+    struct cn_node *n = arg;
+    unsigned id = dp_worker_id(w);
+    ctl_io_t io = {.send = io_send, .post = io_post, .close = io_close, .io = w};
+    struct ctl_worker *cw = ctl_worker_create(n->sh, id, &io, &n->ctl_stats[id]);
+    if (!cw)
+        cn_log(CN_LOG_ERROR, "worker_start_failed", "worker=%u reason=\"out of memory\"", id);
+    return cw;
+}
+
+static void h_message(void *ctx, const char *buf, size_t len, const cn_peer_t *from,
+                      uint64_t now)
+{
+    if (ctx)
+        ctl_on_message(ctx, buf, len, from, now);
+}
+
+static void h_bad_frame(void *ctx, const char *buf, size_t len, const cn_peer_t *from,
+                        const char *why, uint64_t now)
+{
+    if (ctx)
+        ctl_on_bad_frame(ctx, buf, len, from, why, now);
+}
+
+static int64_t h_tick(void *ctx, uint64_t now) { return ctx ? ctl_tick(ctx, now) : -1; }
+
+static void h_post(void *ctx, void *msg, uint64_t now)
+{
+    if (ctx)
+        ctl_on_post(ctx, msg, now);
+    else
+        free(msg);
+}
+
+static void h_stop(void *ctx) { ctl_worker_free(ctx); }
+
+/* ---- admin snapshot (control thread) ---- */
+static uint64_t ld(const _Atomic uint64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static void snapshot(void *arg, struct cn_snapshot *s)
+{
+    struct cn_node *n = arg;
+    s->version = CONFNODE_VERSION;
+    s->node_name = n->cfg->node.name;
+    s->uptime_s = (double)(cn_now_ms() - n->started_ms) / 1000.0;
+    s->n_workers = dp_engine_workers(n->dp);
+    if (s->n_workers > CN_MAX_WORKERS)
+        s->n_workers = CN_MAX_WORKERS;
+    for (unsigned i = 0; i < s->n_workers; i++) {
+        const struct dp_stats *d = dp_engine_stats(n->dp, i);
+        const struct ctl_stats *c = &n->ctl_stats[i];
+        struct cn_worker_snapshot *o = &s->workers[i];
+        o->id = i;
+        o->cpu = dp_engine_worker_cpu(n->dp, i);
+        o->connections = ld(&d->connections);
+        o->transactions = ld(&c->transactions);
+        o->dialogs = ld(&c->dialogs);
+        o->calls = ld(&c->calls);
+        o->rx_messages = ld(&d->rx_messages);
+        o->tx_messages = ld(&d->tx_messages);
+        o->rx_bytes = ld(&d->rx_bytes);
+        o->tx_bytes = ld(&d->tx_bytes);
+        o->bad_messages = ld(&c->bad_messages);
+        o->conns_accepted = ld(&d->conns_accepted);
+        o->conns_closed_oversize = ld(&d->conns_closed_oversize);
+        o->conns_closed_idle = ld(&d->conns_closed_idle);
+        o->conns_closed_error = ld(&d->conns_closed_error);
+        o->tls_handshakes = ld(&d->tls_handshakes);
+        o->tls_handshake_failures = ld(&d->tls_handshake_failures);
+        o->keepalive_pings = ld(&d->keepalive_pings);
+        o->retransmissions_absorbed = ld(&c->retransmissions_absorbed);
+        o->retransmissions_sent = ld(&c->retransmissions_sent);
+        o->calls_total = ld(&c->calls_total);
+        o->ring_drops = ld(&d->ring_drops);
+        for (int k = 0; k < 7; k++)
+            o->responses[k] = ld(&c->responses[k]);
+    }
+}
+
+/* ---- the control thread: signals and admin HTTP ---- */
+static int control_loop(struct cn_node *n, int sfd)
+{
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0)
+        return -1;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 1};
+    epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
+    if (n->admin) {
+        ev.data.u32 = 2;
+        epoll_ctl(ep, EPOLL_CTL_ADD, cn_admin_fd(n->admin), &ev);
+    }
+    int signo = 0;
+    while (!signo) {
+        int timeout = n->admin ? cn_admin_timeout_ms(n->admin) : -1;
+        if (timeout < 0 || timeout > 1000)
+            timeout = 1000;
+        struct epoll_event evs[4];
+        int k = epoll_wait(ep, evs, 4, timeout);
+        for (int i = 0; i < k; i++) {
+            if (evs[i].data.u32 == 1) {
+                struct signalfd_siginfo si;
+                if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si &&
+                    (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM))
+                    signo = (int)si.ssi_signo;
+            }
+        }
+        if (n->admin)
+            cn_admin_run(n->admin);
+    }
+    close(ep);
+    cn_log(CN_LOG_INFO, "stopping", "signal=%s", signo == SIGINT ? "SIGINT" : "SIGTERM");
+    return 0;
+}
+
+int cn_node_run(const struct cn_config *cfg)
+{
+    struct cn_node n = {.cfg = cfg, .started_ms = cn_now_ms()};
+    char err[1024];
+    int rc = 1, sfd = -1;
+    unsigned nw = cfg->dp.workers;
+
+    /* signals go to the signalfd only: block them before any thread exists */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    sigdelset(&set, SIGPIPE);
+    sfd = signalfd(-1, &set, SFD_CLOEXEC);
+
+    struct ctl_listen ls = {.udp_port = cfg->dp.udp_port,
+                            .tcp_port = cfg->dp.tcp_port,
+                            .tls_port = cfg->dp.tls_port};
+    snprintf(ls.host, sizeof ls.host, "%s", cfg->dp.listen);
+    n.ctl_stats = aligned_alloc(64, sizeof *n.ctl_stats * nw);
+    if (!n.ctl_stats || sfd < 0) {
+        cn_log(CN_LOG_ERROR, "start_failed", "reason=\"%s\"", strerror(errno));
+        goto out;
+    }
+    memset(n.ctl_stats, 0, sizeof *n.ctl_stats * nw);
+    if (!(n.sh = ctl_shared_create(&cfg->ctl, &ls, nw, err, sizeof err))) {
+        cn_log(CN_LOG_ERROR, "start_failed", "reason=\"%s\"", err);
+        goto out;
+    }
+    dp_handler_t h = {.start = h_start,
+                      .message = h_message,
+                      .bad_frame = h_bad_frame,
+                      .tick = h_tick,
+                      .post = h_post,
+                      .stop = h_stop,
+                      .arg = &n};
+    if (!(n.dp = dp_engine_create(&cfg->dp, &h, err, sizeof err))) {
+        cn_log(CN_LOG_ERROR, "start_failed", "config=%s reason=\"%s\"", cfg->path, err);
+        goto out;
+    }
+    if (cfg->admin.port) {
+        n.admin = cn_admin_start(&cfg->admin, snapshot, &n, err, sizeof err);
+        if (!n.admin) {
+            cn_log(CN_LOG_ERROR, "start_failed", "config=%s field=admin.port reason=\"%s\"",
+                   cfg->path, err);
+            goto out;
+        }
+    }
+    if (dp_engine_start(n.dp, err, sizeof err) != 0) {
+        cn_log(CN_LOG_ERROR, "start_failed", "reason=\"%s\"", err);
+        goto out;
+    }
+    cn_log(CN_LOG_INFO, "started",
+           "node=%s version=%s workers=%u sip=%s udp=%u tcp=%u tls=%u admin=%s:%u vmrs=%zu",
+           cfg->node.name, CONFNODE_VERSION, nw, cfg->dp.listen, cfg->dp.udp_port,
+           cfg->dp.tcp_port, cfg->dp.tls_port, cfg->admin.listen,
+           n.admin ? (unsigned)cn_admin_port(n.admin) : 0u, cfg->ctl.n_vmrs);
+    rc = control_loop(&n, sfd) == 0 ? 0 : 1;
+out:
+    /* reverse order: admin stops reading counters, workers finish and exit */
+    cn_admin_stop(n.admin);
+    dp_engine_free(n.dp);
+    ctl_shared_free(n.sh);
+    free(n.ctl_stats);
+    if (sfd >= 0)
+        close(sfd);
+    if (rc == 0)
+        cn_log(CN_LOG_INFO, "stopped", "node=%s", cfg->node.name);
+    return rc;
+}
