@@ -1,0 +1,673 @@
+/* Configuration loading: defaults, a full file, every error class with its exact
+ * "FILE:LINE: field:" prefix, relative TLS paths, several errors at once, the
+ * example configs under deploy/examples, and the TLS file check.
+ *
+ * Fixtures live in tests/data/configs/. Expected line numbers are not written here:
+ * each test finds the line of a marker text in the fixture, so editing a fixture's
+ * layout does not break the test. */
+#include <errno.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cn_log.h"
+#include "config.h"
+
+#define CONFIGS CN_TEST_DATA "/configs/"
+
+static char tmpdir[] = "/tmp/test_config.XXXXXX";
+static int tmp_count;
+
+/* ---- helpers --------------------------------------------------------------- */
+
+/* Line number (1-based) of the first line of `path` containing `needle`. */
+static unsigned line_of(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[1024];
+    unsigned n = 0, found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        n++;
+        if (strstr(line, needle))
+            found = n;
+    }
+    fclose(f);
+    if (!found)
+        fail_msg("'%s' not found in %s", needle, path);
+    return found;
+}
+
+static unsigned count_lines(const char *s)
+{
+    unsigned n = s[0] ? 1 : 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* Writes `text` to a new file in tmpdir and returns its path (static storage). */
+static const char *write_temp(const char *text)
+{
+    static char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/t%d.conf", tmpdir, ++tmp_count);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+    return path;
+}
+
+/* Loads fixture `name` and asserts exactly one problem, starting with
+ * "PATH:LINE: field: " where LINE holds `marker`, and containing `problem`. */
+static void assert_single_error(const char *name, const char *marker, const char *field,
+                                const char *problem)
+{
+    char path[PATH_MAX], expect[PATH_MAX + 128], err[4096];
+    struct cn_config cfg;
+    snprintf(path, sizeof path, "%s%s", CONFIGS, name);
+    snprintf(expect, sizeof expect, "%s:%u: %s: ", path, line_of(path, marker), field);
+
+    assert_int_equal(cn_config_load(path, &cfg, err, sizeof err), -1);
+    if (strncmp(err, expect, strlen(expect)) != 0)
+        fail_msg("expected prefix '%s', got '%s'", expect, err);
+    assert_null(strchr(err, '\n'));
+    if (!strstr(err, problem))
+        fail_msg("expected '%s' in '%s'", problem, err);
+    cn_config_free(&cfg);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- defaults and valid files ------------------------------------------------- */
+
+static void defaults_are_the_documented_values(void **state)
+{
+    (void)state;
+    struct cn_config cfg;
+    cn_config_defaults(&cfg);
+    char host[64] = "";
+    if (gethostname(host, sizeof host) == 0 && host[0])
+        assert_string_equal(cfg.node.name, host);
+    assert_int_equal(cfg.node.workers, 0);
+    assert_int_equal(cfg.node.log_level, CN_LOG_INFO);
+    assert_string_equal(cfg.dp.listen, "127.0.0.1");
+    assert_int_equal(cfg.dp.udp_port, 5060);
+    assert_int_equal(cfg.dp.tcp_port, 5060);
+    assert_int_equal(cfg.dp.tls_port, 5061);
+    assert_int_equal(cfg.dp.max_message_size, 65536);
+    assert_int_equal(cfg.dp.tcp_idle_timeout_ms, 600000);
+    assert_int_equal(cfg.dp.max_connections, 10000);
+    assert_int_equal(cfg.dp.pin_workers, 1);
+    assert_int_equal(cfg.dp.workers, cn_config_resolve_workers(&cfg));
+    assert_string_equal(cfg.dp.tls.certificate, "");
+    assert_string_equal(cfg.dp.tls.key, "");
+    assert_string_equal(cfg.dp.tls.ca, "");
+    assert_string_equal(cfg.dp.tls.ciphers,
+                        "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:!aNULL:!MD5:!DSS");
+    assert_string_equal(
+        cfg.dp.tls.ciphersuites,
+        "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
+    assert_int_equal(cfg.dp.tls.min_version, 12);
+    assert_int_equal(cfg.dp.tls.verify_client, DP_TLS_VERIFY_REQUEST);
+    assert_int_equal(cfg.dp.tls.handshake_timeout_ms, 10000);
+    assert_int_equal(cfg.dp.tls.session_cache_size, 20000);
+    assert_string_equal(cfg.ctl.domain, "example.test");
+    assert_string_equal(cfg.ctl.media_address, "127.0.0.1");
+    assert_int_equal(cfg.ctl.media_port_min, 40000);
+    assert_int_equal(cfg.ctl.media_port_max, 49999);
+    assert_int_equal(cfg.ctl.t1_ms, 500);
+    assert_int_equal(cfg.ctl.t2_ms, 4000);
+    assert_int_equal(cfg.ctl.t4_ms, 5000);
+    assert_int_equal(cfg.ctl.max_transactions, 65536);
+    assert_int_equal(cfg.ctl.max_dialogs, 65536);
+    assert_null(cfg.ctl.vmrs);
+    assert_int_equal(cfg.ctl.n_vmrs, 0);
+    assert_string_equal(cfg.admin.listen, "127.0.0.1");
+    assert_int_equal(cfg.admin.port, 8088);
+}
+
+static void file_that_only_disables_tls_loads_the_defaults(void **state)
+{
+    (void)state;
+    const char *path = write_temp("# nothing but TLS off\nsip: { tls_port = 0; };\n");
+    struct cn_config loaded, expect;
+    char err[1024];
+    assert_int_equal(cn_config_load(path, &loaded, err, sizeof err), 0);
+    assert_string_equal(err, "");
+    assert_string_equal(loaded.path, path);
+    cn_config_defaults(&expect);
+    expect.dp.tls_port = 0;
+    snprintf(expect.path, sizeof expect.path, "%s", path);
+    assert_memory_equal(&loaded, &expect, sizeof loaded);
+    cn_config_free(&loaded);
+}
+
+static void full_file_sets_every_key(void **state)
+{
+    (void)state;
+    struct cn_config cfg;
+    char err[1024];
+    assert_int_equal(cn_config_load(CONFIGS "full.conf", &cfg, err, sizeof err), 0);
+    assert_string_equal(cfg.node.name, "node-7");
+    assert_int_equal(cfg.node.workers, 4);
+    assert_int_equal(cfg.dp.workers, 4);
+    assert_int_equal(cfg.node.log_level, CN_LOG_DEBUG);
+    assert_int_equal(cfg.dp.pin_workers, 0);
+    assert_string_equal(cfg.dp.listen, "::1");
+    assert_string_equal(cfg.ctl.domain, "conf.example.org");
+    assert_int_equal(cfg.dp.udp_port, 15060);
+    assert_int_equal(cfg.dp.tcp_port, 15070);
+    assert_int_equal(cfg.dp.tls_port, 15071);
+    assert_int_equal(cfg.dp.max_message_size, 131072);
+    assert_int_equal(cfg.dp.tcp_idle_timeout_ms, 120000);
+    assert_int_equal(cfg.dp.max_connections, 2000);
+    assert_string_equal(cfg.dp.tls.certificate, "/etc/confnode/node.crt");
+    assert_string_equal(cfg.dp.tls.key, "/etc/confnode/node.key");
+    assert_string_equal(cfg.dp.tls.ca, "/etc/confnode/ca.crt");
+    assert_string_equal(cfg.dp.tls.ciphers, "ECDHE+AESGCM");
+    assert_string_equal(cfg.dp.tls.ciphersuites, "TLS_AES_256_GCM_SHA384");
+    assert_int_equal(cfg.dp.tls.min_version, 13);
+    assert_int_equal(cfg.dp.tls.verify_client, DP_TLS_VERIFY_REQUIRE);
+    assert_int_equal(cfg.dp.tls.handshake_timeout_ms, 5000);
+    assert_int_equal(cfg.dp.tls.session_cache_size, 0);
+    assert_string_equal(cfg.ctl.media_address, "192.0.2.10");
+    assert_int_equal(cfg.ctl.media_port_min, 20000);
+    assert_int_equal(cfg.ctl.media_port_max, 20999);
+    assert_int_equal(cfg.ctl.t1_ms, 250);
+    assert_int_equal(cfg.ctl.t2_ms, 2000);
+    assert_int_equal(cfg.ctl.t4_ms, 2500);
+    assert_int_equal(cfg.ctl.max_transactions, 1000);
+    assert_int_equal(cfg.ctl.max_dialogs, 500);
+    assert_string_equal(cfg.admin.listen, "127.0.0.2");
+    assert_int_equal(cfg.admin.port, 9090);
+    assert_int_equal(cfg.ctl.n_vmrs, 2);
+    assert_string_equal(cfg.ctl.vmrs[0].alias, "meet@conf.example.org");
+    assert_string_equal(cfg.ctl.vmrs[0].name, "Main room");
+    assert_string_equal(cfg.ctl.vmrs[1].alias, "board@conf.example.org");
+    assert_string_equal(cfg.ctl.vmrs[1].name, "");
+    cn_config_free(&cfg);
+    assert_null(cfg.ctl.vmrs);
+    assert_int_equal(cfg.ctl.n_vmrs, 0);
+}
+
+static void media_address_follows_sip_listen_unless_set(void **state)
+{
+    (void)state;
+    struct cn_config cfg;
+    char err[1024];
+    const char *path = write_temp("sip: { listen = \"127.0.0.5\"; tls_port = 0; };\n");
+    assert_int_equal(cn_config_load(path, &cfg, err, sizeof err), 0);
+    assert_string_equal(cfg.ctl.media_address, "127.0.0.5");
+    cn_config_free(&cfg);
+
+    path = write_temp("sip: { listen = \"127.0.0.5\"; tls_port = 0; };\n"
+                      "media: { address = \"127.0.0.9\"; };\n");
+    assert_int_equal(cn_config_load(path, &cfg, err, sizeof err), 0);
+    assert_string_equal(cfg.ctl.media_address, "127.0.0.9");
+    cn_config_free(&cfg);
+}
+
+static void workers_auto_resolves_to_the_online_cpus_capped_at_128(void **state)
+{
+    (void)state;
+    struct cn_config cfg;
+    cn_config_defaults(&cfg);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    long expect = ncpu < 1 ? 1 : ncpu > 128 ? 128 : ncpu;
+    assert_int_equal(cfg.node.workers, 0);
+    assert_int_equal(cn_config_resolve_workers(&cfg), expect);
+    cfg.node.workers = 7;
+    assert_int_equal(cn_config_resolve_workers(&cfg), 7);
+    cfg.node.workers = 1000;
+    assert_int_equal(cn_config_resolve_workers(&cfg), 128);
+
+    char err[1024];
+    const char *path = write_temp("node: { workers = \"auto\"; };\nsip: { tls_port = 0; };\n");
+    assert_int_equal(cn_config_load(path, &cfg, err, sizeof err), 0);
+    assert_int_equal(cfg.node.workers, 0);
+    assert_int_equal(cfg.dp.workers, expect);
+    cn_config_free(&cfg);
+}
+
+static void relative_tls_paths_are_joined_to_the_config_directory(void **state)
+{
+    (void)state;
+    struct cn_config cfg;
+    char err[1024];
+    assert_int_equal(cn_config_load(CONFIGS "relative_paths.conf", &cfg, err, sizeof err), 0);
+    assert_string_equal(cfg.dp.tls.certificate, CONFIGS "certs/node.crt");
+    assert_string_equal(cfg.dp.tls.key, CONFIGS "../configs/certs/node.key");
+    assert_string_equal(cfg.dp.tls.ca, "/etc/ssl/ca.crt");
+    cn_config_free(&cfg);
+
+    char expect[PATH_MAX];
+    const char *path =
+        write_temp("tls: { certificate = \"a.crt\"; key = \"sub/a.key\"; ca = \"\"; };\n");
+    assert_int_equal(cn_config_load(path, &cfg, err, sizeof err), 0);
+    snprintf(expect, sizeof expect, "%s/a.crt", tmpdir);
+    assert_string_equal(cfg.dp.tls.certificate, expect);
+    snprintf(expect, sizeof expect, "%s/sub/a.key", tmpdir);
+    assert_string_equal(cfg.dp.tls.key, expect);
+    assert_string_equal(cfg.dp.tls.ca, "");
+    cn_config_free(&cfg);
+}
+
+static void deploy_examples_load_without_error(void **state)
+{
+    (void)state;
+    static const char *const files[] = {
+        CN_SOURCE_DIR "/deploy/examples/standalone.conf",
+        CN_SOURCE_DIR "/deploy/examples/production-node1.conf",
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        struct cn_config cfg;
+        char err[4096];
+        if (cn_config_load(files[i], &cfg, err, sizeof err) != 0)
+            fail_msg("%s", err);
+        assert_true(cfg.ctl.n_vmrs >= 1);
+        assert_int_not_equal(cfg.dp.tls_port, 0);
+        assert_int_not_equal(cfg.dp.tls.certificate[0], '\0');
+        assert_int_not_equal(cfg.dp.tls.key[0], '\0');
+        cn_config_free(&cfg);
+    }
+
+    struct cn_config cfg;
+    char err[4096];
+    assert_int_equal(cn_config_load(files[0], &cfg, err, sizeof err), 0);
+    assert_string_equal(cfg.dp.listen, "127.0.0.1");
+    assert_int_equal(cfg.dp.udp_port, 5060);
+    assert_int_equal(cfg.dp.tcp_port, 5060);
+    assert_int_equal(cfg.dp.tls_port, 5061);
+    assert_string_equal(cfg.ctl.domain, "example.test");
+    assert_int_equal(cfg.node.workers, 0);
+    assert_string_equal(cfg.admin.listen, "127.0.0.1");
+    assert_int_equal(cfg.admin.port, 8088);
+    assert_int_equal(cfg.ctl.n_vmrs, 1);
+    assert_string_equal(cfg.ctl.vmrs[0].alias, "meet@example.test");
+    assert_string_equal(cfg.ctl.vmrs[0].name, "Demo room");
+    assert_int_equal(cfg.dp.tls.verify_client, DP_TLS_VERIFY_REQUEST);
+    assert_string_equal(cfg.dp.tls.certificate,
+                        CN_SOURCE_DIR "/deploy/examples/../../build/demo/node.crt");
+    assert_string_equal(cfg.dp.tls.key, CN_SOURCE_DIR "/deploy/examples/../../build/demo/node.key");
+    assert_string_equal(cfg.dp.tls.ca, CN_SOURCE_DIR "/deploy/examples/../../build/demo/ca.crt");
+    cn_config_free(&cfg);
+
+    assert_int_equal(cn_config_load(files[1], &cfg, err, sizeof err), 0);
+    assert_int_equal(cfg.dp.tls.verify_client, DP_TLS_VERIFY_REQUIRE);
+    cn_config_free(&cfg);
+}
+
+/* ---- one error class each -------------------------------------------------------- */
+
+static void missing_file_reports_cannot_open(void **state)
+{
+    (void)state;
+    struct cn_config cfg;
+    char err[1024];
+    assert_int_equal(cn_config_load(CONFIGS "does-not-exist.conf", &cfg, err, sizeof err), -1);
+    assert_string_equal(err, CONFIGS "does-not-exist.conf: cannot open: No such file or directory");
+    cn_config_free(&cfg);
+}
+
+static void syntax_error_names_file_and_line(void **state)
+{
+    (void)state;
+    char path[] = CONFIGS "syntax_error.conf", expect[PATH_MAX + 64], err[1024];
+    struct cn_config cfg;
+    snprintf(expect, sizeof expect, "%s:%u: syntax error", path, line_of(path, "tcp_port = ;"));
+    assert_int_equal(cn_config_load(path, &cfg, err, sizeof err), -1);
+    assert_string_equal(err, expect);
+    cn_config_free(&cfg);
+}
+
+static void unknown_top_level_key_is_an_error_with_a_hint(void **state)
+{
+    (void)state;
+    assert_single_error("unknown_top.conf", "sipp:", "sipp", "unknown key; did you mean 'sip'?");
+}
+
+static void unknown_key_in_a_section_is_an_error_with_a_hint(void **state)
+{
+    (void)state;
+    assert_single_error("unknown_section_key.conf", "udpport", "sip.udpport",
+                        "unknown key; did you mean 'udp_port'?");
+}
+
+static void unknown_key_in_a_vmr_entry_is_an_error(void **state)
+{
+    (void)state;
+    assert_single_error("unknown_vmr_key.conf", "titel", "vmrs[0].titel", "unknown key");
+}
+
+static void section_key_at_top_level_points_to_its_section(void **state)
+{
+    (void)state;
+    assert_single_error("misplaced_key.conf", "workers", "workers", "did you mean 'node.workers'?");
+}
+
+static void wrong_type_names_expected_and_actual_type(void **state)
+{
+    (void)state;
+    assert_single_error("wrong_type.conf", "udp_port", "sip.udp_port",
+                        "expected an integer, got a string");
+}
+
+static void out_of_range_port_is_an_error(void **state)
+{
+    (void)state;
+    assert_single_error("port_out_of_range.conf", "tcp_port", "sip.tcp_port",
+                        "must be 0..65535 (got 70000)");
+}
+
+static void integer_wider_than_32_bits_is_an_error_not_wrapped(void **state)
+{
+    (void)state;
+    assert_single_error("int_overflow.conf", "udp_port =", "sip.udp_port",
+                        "integer 4294972356 does not fit in 32 bits");
+}
+
+static void odd_media_port_min_is_an_error(void **state)
+{
+    (void)state;
+    assert_single_error("media_odd_port.conf", "port_min", "media.port_min", "must be even");
+}
+
+static void media_range_without_a_port_pair_to_spare_is_an_error(void **state)
+{
+    (void)state;
+    assert_single_error("media_short_range.conf", "port_max", "media.port_max",
+                        "must be greater than media.port_min + 1");
+}
+
+static void bad_ip_address_is_an_error(void **state)
+{
+    (void)state;
+    assert_single_error("bad_ip.conf", "listen", "sip.listen",
+                        "not an IPv4 or IPv6 address (got \"127.0.0.256\")");
+}
+
+static void bad_enum_value_lists_the_choices(void **state)
+{
+    (void)state;
+    assert_single_error(
+        "bad_enum.conf", "log_level", "node.log_level",
+        "must be one of \"debug\", \"info\", \"warn\", \"error\" (got \"verbose\")");
+}
+
+static void workers_many_is_an_error(void **state)
+{
+    (void)state;
+    assert_single_error("workers_many.conf", "workers", "node.workers",
+                        "must be \"auto\" or an integer 1..128 (got \"many\")");
+}
+
+static void duplicate_vmr_alias_is_an_error_naming_the_first(void **state)
+{
+    (void)state;
+    char expect[64];
+    snprintf(expect, sizeof expect, "duplicate of vmrs[0] (line %u)",
+             line_of(CONFIGS "vmr_duplicate.conf", "\"First\""));
+    assert_single_error("vmr_duplicate.conf", "EXAMPLE", "vmrs[2].alias", expect);
+}
+
+static void vmr_alias_without_at_is_an_error(void **state)
+{
+    (void)state;
+    assert_single_error("vmr_alias_without_at.conf", "meet.example.test", "vmrs[1].alias",
+                        "must be user@domain with no spaces");
+}
+
+static void vmr_without_alias_is_an_error(void **state)
+{
+    (void)state;
+    assert_single_error("vmr_alias_missing.conf", "Nameless", "vmrs[0].alias", "required");
+}
+
+static void tls_port_without_certificate_names_tls_certificate(void **state)
+{
+    (void)state;
+    char path[] = CONFIGS "tls_without_certificate.conf", expect[PATH_MAX + 64], err[2048];
+    struct cn_config cfg;
+    unsigned line = line_of(path, "tls:");
+    assert_int_equal(cn_config_load(path, &cfg, err, sizeof err), -1);
+    snprintf(expect, sizeof expect, "%s:%u: tls.certificate: required when sip.tls_port", path,
+             line);
+    assert_memory_equal(err, expect, strlen(expect));
+    snprintf(expect, sizeof expect, "\n%s:%u: tls.key: required when sip.tls_port", path, line);
+    assert_non_null(strstr(err, expect));
+    assert_int_equal(count_lines(err), 2);
+    cn_config_free(&cfg);
+}
+
+static void problem_in_an_included_file_names_that_file(void **state)
+{
+    (void)state;
+    char expect[PATH_MAX + 64], err[1024];
+    struct cn_config cfg;
+    snprintf(expect, sizeof expect, "%s:%u: limits.max_dialogs: must be 1..16777216 (got 0)",
+             CONFIGS "include/limits.conf", line_of(CONFIGS "include/limits.conf", "max_dialogs"));
+    assert_int_equal(cn_config_load(CONFIGS "include_main.conf", &cfg, err, sizeof err), -1);
+    assert_string_equal(err, expect);
+    cn_config_free(&cfg);
+}
+
+static void cross_field_clashes_are_errors(void **state)
+{
+    (void)state;
+    struct cn_config cfg;
+    char err[2048];
+    const char *path = write_temp("sip:\n"
+                                  "{\n"
+                                  "  tcp_port = 5070;\n"
+                                  "  tls_port = 5070;\n"
+                                  "};\n"
+                                  "tls: { certificate = \"c\"; key = \"k\"; };\n"
+                                  "timers: { t1 = 5000; t2 = 4000; };\n"
+                                  "admin: { port = 5070; };\n");
+    assert_int_equal(cn_config_load(path, &cfg, err, sizeof err), -1);
+    char expect[PATH_MAX + 64];
+    snprintf(expect, sizeof expect, "%s:4: sip.tls_port: same port as sip.tcp_port (5070)", path);
+    assert_non_null(strstr(err, expect));
+    snprintf(expect, sizeof expect, "%s:7: timers.t2: must not be less than timers.t1", path);
+    assert_non_null(strstr(err, expect));
+    snprintf(expect, sizeof expect, "%s:8: admin.port: same address and port as sip.tcp_port",
+             path);
+    assert_non_null(strstr(err, expect));
+    assert_int_equal(count_lines(err), 3);
+    cn_config_free(&cfg);
+}
+
+static void string_longer_than_its_field_is_an_error(void **state)
+{
+    (void)state;
+    struct cn_config cfg;
+    char text[256], err[1024], expect[PATH_MAX + 64];
+    snprintf(text, sizeof text, "sip: { tls_port = 0; };\nnode: { name = \"%080d\"; };\n", 0);
+    const char *path = write_temp(text);
+    snprintf(expect, sizeof expect, "%s:2: node.name: longer than 63 characters", path);
+    assert_int_equal(cn_config_load(path, &cfg, err, sizeof err), -1);
+    assert_string_equal(err, expect);
+    cn_config_free(&cfg);
+}
+
+/* ---- several errors ------------------------------------------------------------ */
+
+static void several_errors_are_reported_together_in_line_order(void **state)
+{
+    (void)state;
+    char path[] = CONFIGS "many_errors.conf", err[4096];
+    struct cn_config cfg;
+    assert_int_equal(cn_config_load(path, &cfg, err, sizeof err), -1);
+    assert_true(count_lines(err) >= 6);
+    static const char *const fields[] = {"node.workers", "node.log_level", "sip.listen",
+                                         "sip.udpport",  "media.port_min", "vmrs[0].alias"};
+    static const char *const markers[] = {"workers", "log_level", "listen",
+                                          "udpport", "port_min",  "no spaces"};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        char expect[PATH_MAX + 64];
+        snprintf(expect, sizeof expect, "%s:%u: %s: ", path, line_of(path, markers[i]), fields[i]);
+        if (!strstr(err, expect))
+            fail_msg("'%s' missing from:\n%s", expect, err);
+    }
+    unsigned last = 0;
+    for (const char *l = err; l; l = strchr(l, '\n')) {
+        l += *l == '\n';
+        assert_memory_equal(l, path, strlen(path));
+        unsigned line = (unsigned)strtoul(l + strlen(path) + 1, NULL, 10);
+        assert_true(line >= last);
+        last = line;
+    }
+    cn_config_free(&cfg);
+    assert_null(cfg.ctl.vmrs);
+}
+
+static void errors_are_capped_at_ten_with_a_count_of_the_rest(void **state)
+{
+    (void)state;
+    char text[1024] = "sip: { tls_port = 0; };\n";
+    for (int i = 0; i < 15; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "bogus%d = %d;\n", i, i);
+        strcat(text, line);
+    }
+    const char *path = write_temp(text);
+    struct cn_config cfg;
+    char err[8192], expect[PATH_MAX + 64];
+    assert_int_equal(cn_config_load(path, &cfg, err, sizeof err), -1);
+    assert_int_equal(count_lines(err), 11);
+    snprintf(expect, sizeof expect, "\n%s: 5 more problems not shown", path);
+    assert_string_equal(err + strlen(err) - strlen(expect), expect);
+    snprintf(expect, sizeof expect, "%s:2: bogus0: unknown key", path);
+    assert_memory_equal(err, expect, strlen(expect));
+    cn_config_free(&cfg);
+}
+
+static void small_error_buffer_is_truncated_not_overrun(void **state)
+{
+    (void)state;
+    struct cn_config cfg;
+    char err[24];
+    memset(err, 'x', sizeof err);
+    assert_int_equal(cn_config_load(CONFIGS "many_errors.conf", &cfg, err, 20), -1);
+    assert_int_equal(strlen(err), 19);
+    assert_memory_equal(err, CONFIGS, 19);
+    assert_int_equal(err[20], 'x');
+    cn_config_free(&cfg);
+    assert_int_equal(cn_config_load(CONFIGS "many_errors.conf", &cfg, NULL, 0), -1);
+    cn_config_free(&cfg);
+}
+
+static void failed_load_keeps_no_vmr_list(void **state)
+{
+    (void)state;
+    struct cn_config cfg;
+    char err[1024];
+    assert_int_equal(cn_config_load(CONFIGS "vmr_duplicate.conf", &cfg, err, sizeof err), -1);
+    assert_null(cfg.ctl.vmrs);
+    assert_int_equal(cfg.ctl.n_vmrs, 0);
+}
+
+static void free_accepts_null_and_a_zeroed_config(void **state)
+{
+    (void)state;
+    struct cn_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cn_config_free(NULL);
+    cn_config_free(&cfg);
+    cn_config_free(&cfg);
+    assert_null(cfg.ctl.vmrs);
+}
+
+/* ---- TLS file check ------------------------------------------------------------ */
+
+static void check_files_names_each_unreadable_tls_file(void **state)
+{
+    (void)state;
+    struct cn_config cfg;
+    char err[2048], cert[PATH_MAX], expect[2 * PATH_MAX];
+    cn_config_defaults(&cfg);
+    snprintf(cfg.path, sizeof cfg.path, "node.conf");
+    assert_int_equal(cn_config_check_files(&cfg, err, sizeof err), 0);
+    assert_string_equal(err, "");
+
+    snprintf(cert, sizeof cert, "%s/check.crt", tmpdir);
+    FILE *f = fopen(cert, "w");
+    assert_non_null(f);
+    fclose(f);
+    snprintf(cfg.dp.tls.certificate, sizeof cfg.dp.tls.certificate, "%s", cert);
+    snprintf(cfg.dp.tls.key, sizeof cfg.dp.tls.key, "%s/missing.key", tmpdir);
+    snprintf(cfg.dp.tls.ca, sizeof cfg.dp.tls.ca, "%s", tmpdir);
+    assert_int_equal(cn_config_check_files(&cfg, err, sizeof err), -1);
+    snprintf(expect, sizeof expect,
+             "node.conf: tls.key: '%s/missing.key': No such file or directory\n"
+             "node.conf: tls.ca: '%s': not a regular file",
+             tmpdir, tmpdir);
+    assert_string_equal(err, expect);
+
+    snprintf(cfg.dp.tls.key, sizeof cfg.dp.tls.key, "%s", cert);
+    cfg.dp.tls.ca[0] = '\0';
+    assert_int_equal(cn_config_check_files(&cfg, err, sizeof err), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(defaults_are_the_documented_values),
+        cmocka_unit_test(file_that_only_disables_tls_loads_the_defaults),
+        cmocka_unit_test(full_file_sets_every_key),
+        cmocka_unit_test(media_address_follows_sip_listen_unless_set),
+        cmocka_unit_test(workers_auto_resolves_to_the_online_cpus_capped_at_128),
+        cmocka_unit_test(relative_tls_paths_are_joined_to_the_config_directory),
+        cmocka_unit_test(deploy_examples_load_without_error),
+        cmocka_unit_test(missing_file_reports_cannot_open),
+        cmocka_unit_test(syntax_error_names_file_and_line),
+        cmocka_unit_test(unknown_top_level_key_is_an_error_with_a_hint),
+        cmocka_unit_test(unknown_key_in_a_section_is_an_error_with_a_hint),
+        cmocka_unit_test(unknown_key_in_a_vmr_entry_is_an_error),
+        cmocka_unit_test(section_key_at_top_level_points_to_its_section),
+        cmocka_unit_test(wrong_type_names_expected_and_actual_type),
+        cmocka_unit_test(out_of_range_port_is_an_error),
+        cmocka_unit_test(integer_wider_than_32_bits_is_an_error_not_wrapped),
+        cmocka_unit_test(odd_media_port_min_is_an_error),
+        cmocka_unit_test(media_range_without_a_port_pair_to_spare_is_an_error),
+        cmocka_unit_test(bad_ip_address_is_an_error),
+        cmocka_unit_test(bad_enum_value_lists_the_choices),
+        cmocka_unit_test(workers_many_is_an_error),
+        cmocka_unit_test(duplicate_vmr_alias_is_an_error_naming_the_first),
+        cmocka_unit_test(vmr_alias_without_at_is_an_error),
+        cmocka_unit_test(vmr_without_alias_is_an_error),
+        cmocka_unit_test(tls_port_without_certificate_names_tls_certificate),
+        cmocka_unit_test(problem_in_an_included_file_names_that_file),
+        cmocka_unit_test(cross_field_clashes_are_errors),
+        cmocka_unit_test(string_longer_than_its_field_is_an_error),
+        cmocka_unit_test(several_errors_are_reported_together_in_line_order),
+        cmocka_unit_test(errors_are_capped_at_ten_with_a_count_of_the_rest),
+        cmocka_unit_test(small_error_buffer_is_truncated_not_overrun),
+        cmocka_unit_test(failed_load_keeps_no_vmr_list),
+        cmocka_unit_test(free_accepts_null_and_a_zeroed_config),
+        cmocka_unit_test(check_files_names_each_unreadable_tls_file),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
