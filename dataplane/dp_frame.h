@@ -20,7 +20,9 @@ typedef enum {
     DP_FRAME_MESSAGE = 1,     /* one whole message of *len bytes starts at buf */
     DP_FRAME_PING = 2,        /* "\r\n\r\n": consume *len (4) bytes, answer "\r\n" */
     DP_FRAME_PONG = 3,        /* lone "\r\n": consume *len (2) bytes, answer nothing */
-    DP_FRAME_TOO_BIG = -1,    /* headers+body exceed max_size: close the connection */
+    DP_FRAME_TOO_BIG = -1,    /* headers+body exceed max_size: close the connection
+                                 (*len is the header length if they were complete,
+                                 so a 513 can be built from them, else 0) */
     DP_FRAME_NO_LENGTH = -2,  /* headers complete (*len bytes) but no Content-Length:
                                  answer 400, then close (cannot find the next message) */
     DP_FRAME_BAD_LENGTH = -3, /* Content-Length not a decimal number, repeated with
@@ -32,7 +34,9 @@ typedef enum {
  * PONG was consumed) and pass the same one on each call for that message, so
  * bytes already scanned are not scanned again (slowloris defence). */
 typedef struct dp_frame_state {
-    size_t scanned;  /* bytes of buf known not to hold the end of the headers */
+    size_t scanned;  /* scan progress, opaque to callers: bytes known not to hold
+                        the end of the headers or, once they ended, the length of
+                        the message whose body is still arriving */
 } dp_frame_state_t;
 
 /* Classifies the bytes at the start of buf[0..avail).
