@@ -51,6 +51,7 @@ struct cf_problem {
     unsigned line;    /* 0 = the file as a whole */
     unsigned seq;     /* order found: keeps the sort stable */
     bool in_dir;      /* file is an @include name, relative to ctx->dir */
+    bool included;    /* not the main file: sorts after it */
     char text[CF_TEXT_MAX];
 };
 
@@ -73,7 +74,8 @@ __attribute__((format(printf, 5, 0))) static void cf_vreport(struct cf_ctx *c, c
         return;
     struct cf_problem *p = &c->problems[c->n_kept];
     p->file = file ? file : c->path;
-    p->in_dir = c->dir && p->file[0] != '/' && strcmp(p->file, c->path) != 0;
+    p->included = strcmp(p->file, c->path) != 0;
+    p->in_dir = p->included && c->dir && p->file[0] != '/';
     p->line = line;
     p->seq = c->n_kept++;
     int n = field ? snprintf(p->text, sizeof p->text, "%s: ", field) : 0;
@@ -107,6 +109,8 @@ cf_error(struct cf_ctx *c, const config_setting_t *s, const char *field, const c
 static int cf_problem_cmp(const void *a, const void *b)
 {
     const struct cf_problem *x = a, *y = b;
+    if (x->included != y->included)
+        return x->included ? 1 : -1;
     int r = strcmp(x->file, y->file);
     if (r != 0)
         return r;
@@ -128,7 +132,8 @@ __attribute__((format(printf, 4, 5))) static void cf_append(char *buf, size_t ca
         *len = (size_t)n >= cap - *len ? cap - 1 : *len + (size_t)n;
 }
 
-/* Writes the first CF_MAX_REPORTED problems, in file and line order, into err. */
+/* Writes the first CF_MAX_REPORTED problems into err: the main file's first, each
+ * file's in line order. */
 static void cf_format(struct cf_ctx *c, char *err, size_t errlen)
 {
     if (!err || errlen == 0)
