@@ -38,6 +38,8 @@
  * complete (so a caller may parse them to answer 513 before closing) and 0 when they
  * were not. max_size is clamped to SIZE_MAX / 2, which no buffer reaches.
  *
+ * *len is written only for results other than PARTIAL.
+ *
  * State. The function zeroes *st itself whenever it returns something other than
  * PARTIAL, so a caller that forgets to is still correct; zeroing it again is
  * harmless. */
@@ -283,19 +285,17 @@ dp_frame_result_t dp_frame_next(const char *buf, size_t avail, size_t max_size,
         return DP_FRAME_PARTIAL;
     }
 
-    *len = h.hdr_len;
-    if (h.bad) {
-        res = DP_FRAME_BAD_LENGTH;
-    } else if (!h.seen) {
-        res = DP_FRAME_NO_LENGTH;
-    } else if (h.length > max_size - h.hdr_len) {
-        res = DP_FRAME_TOO_BIG;
-    } else if (avail < h.hdr_len + h.length) {
-        st->scanned = DP_FRAME_KNOWN | (h.hdr_len + h.length);
-        return DP_FRAME_PARTIAL;
-    } else {
-        *len = h.hdr_len + h.length;
+    if (!h.bad && h.seen && h.length <= max_size - h.hdr_len) {
+        size_t total = h.hdr_len + h.length;
+        if (avail < total) {
+            st->scanned = DP_FRAME_KNOWN | total;
+            return DP_FRAME_PARTIAL;
+        }
+        *len = total;
         res = DP_FRAME_MESSAGE;
+    } else {
+        *len = h.hdr_len;
+        res = h.bad ? DP_FRAME_BAD_LENGTH : !h.seen ? DP_FRAME_NO_LENGTH : DP_FRAME_TOO_BIG;
     }
 
 out:

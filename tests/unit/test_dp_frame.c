@@ -159,6 +159,7 @@ static void check_prefix(const struct stream *s, size_t k, size_t max)
             off += len;
         } else {
             assert_int_equal(r, DP_FRAME_PARTIAL);
+            assert_int_equal(len, SIZE_MAX); /* left alone */
             return;
         }
     }
@@ -193,6 +194,7 @@ static void check_resumed_prefixes(const struct stream *s, size_t step)
                 i++;
             } else {
                 assert_int_equal(r, DP_FRAME_PARTIAL);
+                assert_int_equal(len, SIZE_MAX);
                 break;
             }
         }
