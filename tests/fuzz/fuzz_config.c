@@ -1,10 +1,11 @@
 /* Fuzz target: cn_config_load() on arbitrary file contents.
  *
- * Each input is written to in.conf inside a private directory made once per process
- * (so an @include in the input can only name files in that directory, never stdin
- * or a device), loaded, freed and removed. Beyond the sanitizers it checks the
+ * Each input is written to in.conf inside a fresh private directory (so an @include
+ * in the input can only name files in that directory, never stdin or a device),
+ * loaded, freed and removed with its directory. Beyond the sanitizers it checks the
  * loader's contract: 0 means no message; -1 means a message whose every line starts
  * with the directory, i.e. names the file it is about. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,15 +24,6 @@ const char *__lsan_default_suppressions(void)
     return "leak:libconfig.so\n";
 }
 
-static char dir[] = "/tmp/fuzz_config.XXXXXX";
-static char path[sizeof dir + 16];
-
-static void remove_dir(void)
-{
-    unlink(path);
-    rmdir(dir);
-}
-
 static int write_all(const char *file, const uint8_t *data, size_t size)
 {
     FILE *f = fopen(file, "wb");
@@ -41,35 +33,42 @@ static int write_all(const char *file, const uint8_t *data, size_t size)
     return fclose(f) == 0 && n == size ? 0 : -1;
 }
 
+/* The loader's contract for one result (see the top of this file). */
+static bool contract_holds(const char *dir, int rc, const struct cn_config *cfg, const char *err)
+{
+    if (rc == 0)
+        return err[0] == '\0' && cfg->dp.workers >= 1 && cfg->dp.workers <= 128 &&
+               (cfg->ctl.n_vmrs == 0 || cfg->ctl.vmrs != NULL);
+    if (rc != -1 || err[0] == '\0')
+        return false;
+    for (const char *line = err; line; line = strchr(line, '\n')) {
+        line += *line == '\n';
+        if (strncmp(line, dir, strlen(dir)) != 0)
+            return false;
+    }
+    return true;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!path[0]) {
-        if (!mkdtemp(dir))
-            abort();
-        snprintf(path, sizeof path, "%s/in.conf", dir);
-        atexit(remove_dir);
-    }
+    char dir[] = "/tmp/fuzz_config.XXXXXX";
+    char path[sizeof dir + 16];
+    if (!mkdtemp(dir))
+        abort();
+    snprintf(path, sizeof path, "%s/in.conf", dir);
     if (write_all(path, data, size) != 0)
         abort();
 
     struct cn_config cfg;
     char err[8192];
     int rc = cn_config_load(path, &cfg, err, sizeof err);
-    if (rc == 0 && err[0] != '\0')
-        abort();
-    if (rc != 0) {
-        if (rc != -1 || err[0] == '\0')
-            abort();
-        for (const char *line = err; line; line = strchr(line, '\n')) {
-            line += *line == '\n';
-            if (strncmp(line, dir, strlen(dir)) != 0)
-                abort();
-        }
-    }
-    if (rc == 0 &&
-        (cfg.dp.workers < 1 || cfg.dp.workers > 128 || (cfg.ctl.n_vmrs && !cfg.ctl.vmrs)))
-        abort();
+    bool ok = contract_holds(dir, rc, &cfg, err);
     cn_config_free(&cfg);
     unlink(path);
+    rmdir(dir);
+    if (!ok) {
+        fprintf(stderr, "contract broken: rc=%d err='%s'\n", rc, err);
+        abort();
+    }
     return 0;
 }
