@@ -600,6 +600,12 @@ static const struct cf_key admin_keys[] = {
 static const struct cf_key vmr_keys[] = {
     {.name = "alias", .set = cf_set_alias, CF_AT(struct ctl_vmr_conf, alias), .min = 1},
     {.name = "name", .set = cf_set_text, CF_AT(struct ctl_vmr_conf, name), .min = 0},
+    {.name = "answer_delay",
+     .set = cf_set_uint,
+     CF_AT(struct ctl_vmr_conf, answer_delay_ms),
+     .min = 0,
+     .max = 60000,
+     .scale = 1},
 };
 
 static cf_section_parser cf_parse_group, cf_parse_vmrs;
