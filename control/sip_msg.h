@@ -5,9 +5,10 @@
  * valid until sip_msg_free(). The wrapper is the one place that knows sofia-sip's
  * msg_t/sip_t, so it can be fuzzed on its own and swapped later.
  *
- * Responses are printed from the request's own Via, From, To, Call-ID and CSeq
- * headers (sofia-sip's header encoder), so they match the request byte for byte
- * where RFC 3261 §8.2.6.2 wants them copied. */
+ * Responses are printed from the raw text of the request's own Via, From, To,
+ * Call-ID and CSeq values, so they match the request byte for byte where RFC 3261
+ * §8.2.6.2 wants them copied (names are printed in full form, folded values on
+ * one line). */
 #ifndef SIP_MSG_H
 #define SIP_MSG_H
 
@@ -56,7 +57,9 @@ typedef struct sip_msg sip_msg_t;
  * On SIP_MSG_OK *out is the message. On an error, `why` gets a short reason for a
  * Warning header ("Missing Call-ID header", "Bad CSeq header", ...) and *out is
  * still set when enough was parsed to answer (sip_msg_can_respond()); the caller
- * frees it. `why` may be NULL. */
+ * frees it. `why` may be NULL.
+ * Refused unparsed (SIP_MSG_ERR_SYNTAX, *out NULL): more than 256 header lines, or
+ * more than 128 commas on one header line (bounds on the parser's cost). */
 sip_msg_status_t sip_msg_parse(const char *buf, size_t len, sip_msg_t **out, char *why,
                                size_t whylen);
 
@@ -64,8 +67,10 @@ sip_msg_status_t sip_msg_parse(const char *buf, size_t len, sip_msg_t **out, cha
 void sip_msg_free(sip_msg_t *m);
 
 bool sip_msg_is_request(const sip_msg_t *m);
-/* True when Via, From, To, Call-ID and CSeq all parsed, so a response can be
- * built even for a request that failed validation. */
+/* True when the message is a request other than ACK (which gets no response) and
+ * every Via header parsed, so a response can be built even for a request that
+ * failed validation (a 400 for a missing Call-ID, RFC 4475 §3.3.1). Any of
+ * From, To, Call-ID and CSeq that is missing or broken is left out of it. */
 bool sip_msg_can_respond(const sip_msg_t *m);
 
 /* Requests */
@@ -91,12 +96,14 @@ int sip_msg_max_forwards(const sip_msg_t *m);       /* -1 when absent */
 sip_str_t sip_msg_content_type(const sip_msg_t *m); /* "application/sdp", ... */
 sip_str_t sip_msg_body(const sip_msg_t *m);
 /* Raw value of the first header with this name (full or compact), for anything
- * without an accessor: "Contact", "Supported", "ms-diagnostics", ... */
+ * without an accessor: "Contact", "Supported", "ms-diagnostics", ... The value is
+ * the text after the colon, trimmed; a folded value keeps its inner line breaks. */
 sip_str_t sip_msg_header(const sip_msg_t *m, const char *name);
 
 /* Builds a response to `req` into out[0..outlen): status line; the request's Via
  * (all of them, in order), From, To (with ";tag=<to_tag>" added when the request's
- * To has no tag and to_tag is not NULL), Call-ID and CSeq; then
+ * To has no tag and to_tag is not NULL), Call-ID and CSeq, each as far as the
+ * request has it (see sip_msg_can_respond()); then
  * `extra_headers` verbatim (each line ending in CRLF; may be NULL), a
  * "Server: confnode/<version>" header, Content-Type when body_type is not NULL,
  * Content-Length, the blank line and the body.
