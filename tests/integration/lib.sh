@@ -199,7 +199,8 @@ it_make_certs() {
 
 # it_write_config FILE: a complete node config on the allocated ports, using the
 # certificates in $IT_TMP/pki. Optional extra lines inside groups: IT_NODE_EXTRA,
-# IT_SIP_EXTRA, IT_TLS_EXTRA. IT_WORKERS (default 2).
+# IT_SIP_EXTRA, IT_TLS_EXTRA; more VMRs: IT_VMRS_EXTRA (starting with a comma).
+# IT_WORKERS (default 2), IT_LOG_LEVEL (default info).
 it_write_config() {
     local file=$1 pki=$IT_TMP/pki
     [[ -e "$pki/node.crt" ]] || it_make_certs "$pki"
@@ -236,7 +237,7 @@ admin: {
     port = $ADMIN_PORT;
 };
 vmrs = (
-    { alias = "meet@example.test"; name = "Demo"; }
+    { alias = "meet@example.test"; name = "Demo"; }${IT_VMRS_EXTRA:-}
 );
 EOF
 }
@@ -329,12 +330,18 @@ it_wait_status_sum() {
 # ---------------------------------------------------------------------------- sipp
 
 # it_sipp_start NAME TARGET TRANSPORT CALLS RATE [extra sipp args...]
-# Starts sipp's built-in uac scenario (INVITE/ACK/BYE to user "meet") in the
-# background; output in $IT_TMP/NAME.*. TRANSPORT is a sipp -t value (u1, t1).
+# Starts sipp in the background; output in $IT_TMP/NAME.*. TRANSPORT is a sipp -t
+# value (u1, t1). The scenario is sipp's built-in uac (INVITE/ACK/BYE to user
+# "meet") unless the extra arguments name one (-sf FILE / -sn NAME, with -s USER).
+# sipp's own messages log goes to $IT_TMP/NAME.log (-trace_logs).
 # Every call must end within 60 s (sipp -timeout).
 it_sipp_start() {
-    local name=$1 target=$2 transport=$3 calls=$4 rate=$5 lport cport mport pid
+    local name=$1 target=$2 transport=$3 calls=$4 rate=$5 lport cport mport pid arg
+    local -a scenario=(-sn uac -s meet)
     shift 5
+    for arg in "$@"; do
+        [[ "$arg" == -sf || "$arg" == -sn ]] && scenario=()
+    done
     it_require sipp
     it_free_port
     lport=$IT_PORT
@@ -344,11 +351,12 @@ it_sipp_start() {
     mport=$IT_PORT
     (
         cd "$IT_TMP"
-        exec timeout -k 5 90 sipp -sn uac -s meet "$target" -t "$transport" \
+        exec timeout -k 5 90 sipp "${scenario[@]}" "$target" -t "$transport" \
             -i 127.0.0.1 -p "$lport" -cp "$cport" -mi 127.0.0.1 -mp "$mport" \
             -m "$calls" -r "$rate" -l 100 -nostdin -timeout 60s -timeout_error \
             -trace_stat -stf "$IT_TMP/$name.csv" -fd 1 \
-            -trace_err -error_file "$IT_TMP/$name.errors" "$@" \
+            -trace_err -error_file "$IT_TMP/$name.errors" \
+            -trace_logs -log_file "$IT_TMP/$name.log" "$@" \
             >"$IT_TMP/$name.out" 2>&1
     ) &
     pid=$!
