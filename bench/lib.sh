@@ -172,12 +172,15 @@ bench_make_pki() {
     openssl verify -CAfile "$dir/ca.crt" "$dir/node.crt" >/dev/null
 }
 
-# bench_tls_params HOST PORT CAFILE NAME: one line "TLSv1.3 TLS_AES_256_GCM_SHA384
-# verify=OK" for what a verifying client negotiates with HOST:PORT, or "unreachable".
+# bench_tls_params HOST PORT CAFILE NAME [SUITES]: one line "TLSv1.3
+# TLS_AES_256_GCM_SHA384 verify=OK" for what a verifying client offering the TLS 1.3
+# SUITES (default: OpenSSL's) negotiates with HOST:PORT, or "unreachable".
 bench_tls_params() {
     local out proto cipher verify
+    local -a suites=()
+    [[ -n ${5:-} && ${5:-} != default ]] && suites=(-ciphersuites "$5")
     out=$(timeout 5 openssl s_client -connect "$1:$2" -CAfile "$3" -verify_hostname "$4" \
-        -servername "$4" -brief </dev/null 2>&1) || true
+        -servername "$4" "${suites[@]}" -brief </dev/null 2>&1) || true
     proto=$(sed -n 's/^Protocol version: *//p' <<<"$out" | head -n 1)
     cipher=$(sed -n 's/^Ciphersuite: *//p' <<<"$out" | head -n 1)
     verify=$(sed -n 's/^Verification: *//p' <<<"$out" | head -n 1)

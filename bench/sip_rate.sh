@@ -31,7 +31,10 @@ Usage: bench/sip_rate.sh [options]
   --pin split|none     split: responder and load generator on separate CPUs (default)
   --kam-port N         Kamailio UDP/TCP port (default 5070); TLS is --kam-tls-port (5071)
   --node-port N        confnode UDP/TCP port (default 5080); TLS is --node-tls-port (5081)
+                       (stunnel listens for sipp on the TLS port + 2)
   --admin-port N       confnode admin HTTP port (default 8089)
+  --tls-ciphersuites L the TLS 1.3 suites stunnel offers, the same for both responders
+                       (default TLS_AES_128_GCM_SHA256; "default": OpenSSL's list)
   --cert F --key F --ca F --tls-name NAME
                        use this server certificate instead of a throw-away test PKI;
                        NAME is the host name stunnel verifies (default sip.example.test)
@@ -64,6 +67,7 @@ cert=""
 key=""
 ca=""
 tls_name=sip.example.test
+tls_suites=TLS_AES_128_GCM_SHA256
 results_dir=$here/results
 save=1
 kam_shm_mb=1024
@@ -100,6 +104,7 @@ while (($# > 0)); do
     --key) key=$val ;;
     --ca) ca=$val ;;
     --tls-name) tls_name=$val ;;
+    --tls-ciphersuites) tls_suites=$val ;;
     --results-dir) results_dir=$val ;;
     *) bench_die "unknown option $opt (see --help)" ;;
     esac
@@ -357,7 +362,7 @@ measure_transports() {
         udp) ramp "$responder" udp "$host" "$port" u1 ;;
         tcp) ramp "$responder" tcp "$host" "$port" t1 ;;
         tls | tls-per-call)
-            st_port=$((tls_port + 10000))
+            st_port=$((tls_port + 2))
             start_stunnel "$responder" "$host" "$tls_port" "$st_port" || {
                 printf '%s %s broken - - - - -\n' "$t" "$responder" >>"$summary_file"
                 exit_status=1
@@ -398,6 +403,7 @@ verifyChain = yes
 checkHost = $tls_name
 sni = $tls_name
 EOF
+    [[ $tls_suites == default ]] || echo "ciphersuites = $tls_suites" >>"$conf"
     bench_spawn "$tmp/stunnel-$responder.out" "${pin_load[@]}" stunnel4 "$conf"
     stunnel_pid=$BENCH_LAST_PID
     if ! bench_wait_listen "$stunnel_pid" tcp "$accept_port" 10; then
@@ -451,7 +457,7 @@ measure_kamailio() {
         return 0
     fi
     sleep 1 # let every child finish its start-up before the first counter read
-    echo "kamailio: $(bench_tls_params 127.0.0.1 "$kam_tls_port" "$ca" "$tls_name")" \
+    echo "kamailio: $(bench_tls_params 127.0.0.1 "$kam_tls_port" "$ca" "$tls_name" "$tls_suites")" \
         >>"$tlsinfo_file"
     record_affinity kamailio
     measure_transports kamailio 127.0.0.1 "$kam_port" "$kam_tls_port"
@@ -460,7 +466,9 @@ measure_kamailio() {
 }
 
 measure_confnode() {
-    local conf=$tmp/confnode.conf
+    local conf=$tmp/confnode.conf node_pin=""
+    # with --pin split the node must stay inside its taskset mask, as Kamailio does
+    [[ $pin == split ]] && node_pin=" pin_workers = false;"
     if [[ ! -x $node_bin ]]; then
         bench_log "confnode binary not found at $node_bin: measuring Kamailio only"
         node_missing=1
@@ -469,7 +477,7 @@ measure_confnode() {
     ports_free "confnode:$node_port" "confnode:$node_tls_port" "confnode:$admin_port" ||
         { exit_status=1; return 0; }
     cat >"$conf" <<EOF
-node: { name = "bench"; workers = $workers; log_level = "warn"; };
+node: { name = "bench"; workers = $workers; log_level = "warn";$node_pin };
 sip: { listen = "127.0.0.1"; udp_port = $node_port; tcp_port = $node_port;
        tls_port = $node_tls_port; domain = "example.test"; };
 tls: { certificate = "$cert"; key = "$key"; ca = "$ca"; verify_client = "none"; };
@@ -488,7 +496,7 @@ EOF
         return 0
     fi
     sleep 1
-    echo "confnode: $(bench_tls_params 127.0.0.1 "$node_tls_port" "$ca" "$tls_name")" \
+    echo "confnode: $(bench_tls_params 127.0.0.1 "$node_tls_port" "$ca" "$tls_name" "$tls_suites")" \
         >>"$tlsinfo_file"
     record_affinity confnode
     measure_transports confnode 127.0.0.1 "$node_port" "$node_tls_port"
