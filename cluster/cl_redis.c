@@ -810,6 +810,25 @@ static cl_status_t parse_nodes(struct cl_redis *r, struct cl_op *op, const redis
     return CL_OK;
 }
 
+/* Conference e, which this node owned, belongs to `winner` now: note it and tell
+ * the owner of the store (on_lost, from cl_store_run). */
+static void lost(struct cl_redis *r, struct cl_conf_ent *e, const char *winner, long long count)
+{
+    cn_log(CN_LOG_WARN, "cluster_conference_lost",
+           "node=%s conf=\"%s\" winner=%s their_count=%lld our_count=%lld", r->s->conf.self.name,
+           e->conf, winner, count, (long long)e->count);
+    struct cl_op *op = calloc(1, sizeof *op);
+    if (op) {
+        op->s = r->s;
+        op->kind = CL_OP_LOST;
+        snprintf(op->conf, sizeof op->conf, "%s", e->conf);
+        snprintf(op->node.name, sizeof op->node.name, "%s", winner);
+        cl_complete(r->s, op);
+    }
+    snprintf(e->owner, sizeof e->owner, "%s", winner);
+    e->count = count;
+}
+
 /* A user operation's reply: fills op's result and queues its callback. */
 static void user_reply(struct cl_redis *r, struct cl_op *op, const redisReply *x)
 {
@@ -847,9 +866,12 @@ static void user_reply(struct cl_redis *r, struct cl_op *op, const redisReply *x
         if (array_of(x, 2)) {
             op->count = int_of(x->element[0]);
             struct cl_conf_ent *e = cl_table_conf(t, op->conf);
-            if (e && is_str(x->element[1]) && strcmp(x->element[1]->str, self) == 0 &&
-                strcmp(e->owner, self) == 0)
-                e->count = op->count;
+            if (e && !e->released && is_str(x->element[1]) && strcmp(e->owner, self) == 0) {
+                if (strcmp(x->element[1]->str, self) == 0)
+                    e->count = op->count;
+                else /* another node's re-assertion overtook ours */
+                    lost(r, e, x->element[1]->str, op->count);
+            }
         } else {
             op->st = CL_ERR_NOT_FOUND;
         }
@@ -878,23 +900,11 @@ static void user_reply(struct cl_redis *r, struct cl_op *op, const redisReply *x
 static void reassert_reply(struct cl_redis *r, struct cl_op *op, const redisReply *x)
 {
     const char *self = r->s->conf.self.name;
-    if (!array_of(x, 2) || !is_str(x->element[0]) || strcmp(x->element[0]->str, self) == 0) {
-        cl_op_free(op);
-        return;
-    }
-    /* lost: the conference belongs to another node now */
-    const char *winner = x->element[0]->str;
-    cn_log(CN_LOG_WARN, "cluster_conference_lost",
-           "node=%s conf=\"%s\" winner=%s their_count=%lld our_count=%lld", self, op->conf,
-           winner, int_of(x->element[1]), (long long)op->count);
     struct cl_conf_ent *e = cl_table_conf(&r->s->t, op->conf);
-    if (e && !e->released) {
-        snprintf(e->owner, sizeof e->owner, "%s", winner);
-        e->count = int_of(x->element[1]);
-    }
-    op->kind = CL_OP_LOST;
-    snprintf(op->node.name, sizeof op->node.name, "%s", winner);
-    cl_complete(r->s, op);
+    if (array_of(x, 2) && is_str(x->element[0]) && strcmp(x->element[0]->str, self) != 0 && e &&
+        !e->released && strcmp(e->owner, self) == 0)
+        lost(r, e, x->element[0]->str, int_of(x->element[1]));
+    cl_op_free(op);
 }
 
 static void sentinel_reply(struct cl_redis *r, redisAsyncContext *ac, struct cl_op *op,
