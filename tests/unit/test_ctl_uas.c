@@ -417,16 +417,19 @@ static void missing_call_id_gets_400_with_a_warning(void **state)
                     "From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:meet@127.0.0.1>\r\n"
                     "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
     deliver(f, m, strlen(m), &f->udp);
-    /* without Call-ID no response can be built: it is counted and dropped */
+    /* a whole Via is enough to answer (RFC 4475 3.3.1): 400 saying what is missing */
+    assert_int_equal(rec.n, 1);
+    assert_int_equal(status_of(rec.sent[0]), 400);
+    assert_non_null(strstr(rec.sent[0], "Call-ID"));
     assert_int_equal(stat(&f->stats.bad_messages), 1);
     const char *m2 = "OPTIONS sip:meet@127.0.0.1 SIP/2.0\r\n"
                      "Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-m2\r\n"
                      "From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:meet@127.0.0.1>\r\n"
                      "Call-ID: m2\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
     deliver(f, m2, strlen(m2), &f->udp);
-    assert_int_equal(rec.n, 1);
-    assert_int_equal(status_of(rec.sent[0]), 400);
-    assert_non_null(strstr(rec.sent[0], "Warning: 399 node1 \""));
+    assert_int_equal(rec.n, 2);
+    assert_int_equal(status_of(rec.sent[1]), 400);
+    assert_non_null(strstr(rec.sent[1], "Warning: 399 node1 \""));
     assert_int_equal(stat(&f->stats.bad_messages), 2);
 }
 
