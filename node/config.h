@@ -7,6 +7,8 @@
  *   media: { address = "127.0.0.1"; port_min = 40000; port_max = 49999; };
  *   admin: { listen = "127.0.0.1"; port = 8088; };
  *   vmrs = ( { alias = "meet@example.test"; name = "Demo room"; } );
+ *   cluster: { mode = "redis"; sentinels = [ "192.0.2.21:26379" ]; srv_domain = "...";
+ *              nodes = ( { name = "node1"; fqdn = "..."; address = "..."; } ); ... };
  *
  * Every key is known: an unknown key, a wrong type or an out-of-range value is an
  * error naming file, line and field ("standalone.conf:12: sip.udp_port: must be
@@ -32,12 +34,44 @@ struct admin_conf {
     uint16_t port;           /* default 8088; 0 = admin HTTP off */
 };
 
+enum cn_cluster_mode {
+    CN_CLUSTER_STANDALONE = 0, /* no shared state: the cluster is this node */
+    CN_CLUSTER_REDIS = 1,      /* shared state in Redis (direct or through Sentinel) */
+};
+
+enum { CN_CLUSTER_MAX_SENTINELS = 8, CN_CLUSTER_MAX_NODES = 64 };
+
+/* One node of the cluster as DNS and the certificate must know it. */
+struct cluster_node_conf {
+    char name[64];           /* node.name of that node */
+    char fqdn[256];          /* its own DNS name (A/AAAA record, SAN entry) */
+    char address[64];        /* its public IPv4 or IPv6 address */
+    int signaling;           /* in the SRV target's round robin; default 1 */
+};
+
+struct cluster_conf {
+    int mode;                /* enum cn_cluster_mode; default standalone */
+    char location[64];       /* placement prefers nodes of the caller's location */
+    char sip_fqdn[256];      /* this node's SIP TLS FQDN */
+    char srv_domain[256];    /* "example.com": _sipfederationtls._tcp.<srv_domain> */
+    char srv_target[256];    /* "sip.example.com": the round-robin name the SRV names */
+    char redis[80];          /* "IP:port" or "[IPv6]:port" (plain Redis) */
+    char sentinels[CN_CLUSTER_MAX_SENTINELS][80]; /* same form, Sentinel mode */
+    size_t n_sentinels;
+    char master_name[64];    /* Sentinel master name; default "mymaster" */
+    uint32_t lease_ttl_ms;   /* written in seconds; default 15 s */
+    uint32_t heartbeat_ms;   /* written in seconds; default 5 s, < lease_ttl */
+    struct cluster_node_conf *nodes; /* the whole cluster, for `confnode plan` */
+    size_t n_nodes;
+};
+
 struct cn_config {
     char path[4096];         /* the file it was loaded from */
     struct node_conf node;
     struct dp_conf dp;
     struct ctl_conf ctl;
     struct admin_conf admin;
+    struct cluster_conf cluster;
 };
 
 /* Fills every field with its default (what an empty file gives). */
@@ -60,7 +94,8 @@ int cn_config_resolve_workers(const struct cn_config *cfg);
  * "CONFIG: field: 'PATH': problem" per bad file in err. */
 int cn_config_check_files(const struct cn_config *cfg, char *err, size_t errlen);
 
-/* Frees what cn_config_load() allocated (the VMR list). Accepts a zeroed cfg. */
+/* Frees what cn_config_load() allocated (the VMR and cluster node lists). Accepts a
+ * zeroed cfg. */
 void cn_config_free(struct cn_config *cfg);
 
 #endif

@@ -146,6 +146,18 @@ static void defaults_are_the_documented_values(void **state)
     assert_int_equal(cfg.ctl.n_vmrs, 0);
     assert_string_equal(cfg.admin.listen, "127.0.0.1");
     assert_int_equal(cfg.admin.port, 8088);
+    assert_int_equal(cfg.cluster.mode, CN_CLUSTER_STANDALONE);
+    assert_string_equal(cfg.cluster.location, "");
+    assert_string_equal(cfg.cluster.sip_fqdn, "");
+    assert_string_equal(cfg.cluster.srv_domain, "");
+    assert_string_equal(cfg.cluster.srv_target, "");
+    assert_string_equal(cfg.cluster.redis, "");
+    assert_int_equal(cfg.cluster.n_sentinels, 0);
+    assert_string_equal(cfg.cluster.master_name, "mymaster");
+    assert_int_equal(cfg.cluster.lease_ttl_ms, 15000);
+    assert_int_equal(cfg.cluster.heartbeat_ms, 5000);
+    assert_null(cfg.cluster.nodes);
+    assert_int_equal(cfg.cluster.n_nodes, 0);
 }
 
 static void file_that_only_disables_tls_loads_the_defaults(void **state)
@@ -314,8 +326,17 @@ static void deploy_examples_load_without_error(void **state)
     assert_string_equal(cfg.dp.tls.ca, CN_SOURCE_DIR "/deploy/examples/../../build/demo/ca.crt");
     cn_config_free(&cfg);
 
+    assert_int_equal(cfg.cluster.mode, CN_CLUSTER_STANDALONE);
+    assert_int_equal(cfg.cluster.n_nodes, 0);
+    cn_config_free(&cfg);
+
     assert_int_equal(cn_config_load(files[1], &cfg, err, sizeof err), 0);
     assert_int_equal(cfg.dp.tls.verify_client, DP_TLS_VERIFY_REQUIRE);
+    assert_int_equal(cfg.cluster.mode, CN_CLUSTER_REDIS);
+    assert_true(cfg.cluster.n_sentinels >= 1);
+    assert_true(cfg.cluster.n_nodes >= 2);
+    assert_string_equal(cfg.cluster.nodes[0].name, cfg.node.name);
+    assert_string_equal(cfg.cluster.sip_fqdn, cfg.cluster.nodes[0].fqdn);
     cn_config_free(&cfg);
 }
 
@@ -631,6 +652,173 @@ static void check_files_names_each_unreadable_tls_file(void **state)
     assert_int_equal(cn_config_check_files(&cfg, err, sizeof err), 0);
 }
 
+/* ---- cluster ------------------------------------------------------------------- */
+
+static void cluster_section_sets_every_key(void **state)
+{
+    (void)state;
+    struct cn_config cfg;
+    char err[2048];
+    const char *path = write_temp(
+        "sip: { tls_port = 0; };\n"
+        "cluster:\n"
+        "{\n"
+        "  mode = \"redis\";\n"
+        "  location = \"dmz-a\";\n"
+        "  sip_fqdn = \"node2.vc.example.com\";\n"
+        "  srv_domain = \"vc.example.com\";\n"
+        "  srv_target = \"sip.vc.example.com\";\n"
+        "  sentinels = [ \"192.0.2.21:26379\", \"[2001:db8::22]:26380\" ];\n"
+        "  master_name = \"confnode\";\n"
+        "  lease_ttl = 9;\n"
+        "  heartbeat = 3;\n"
+        "  nodes = (\n"
+        "    { name = \"node1\"; fqdn = \"node1.vc.example.com\"; address = \"192.0.2.10\"; },\n"
+        "    { name = \"node2\"; fqdn = \"node2.vc.example.com\"; address = \"2001:db8::11\"; },\n"
+        "    { name = \"media1\"; fqdn = \"media1.vc.example.com\"; address = \"192.0.2.12\";\n"
+        "      signaling = false; }\n"
+        "  );\n"
+        "};\n");
+    if (cn_config_load(path, &cfg, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    const struct cluster_conf *cl = &cfg.cluster;
+    assert_int_equal(cl->mode, CN_CLUSTER_REDIS);
+    assert_string_equal(cl->location, "dmz-a");
+    assert_string_equal(cl->sip_fqdn, "node2.vc.example.com");
+    assert_string_equal(cl->srv_domain, "vc.example.com");
+    assert_string_equal(cl->srv_target, "sip.vc.example.com");
+    assert_string_equal(cl->redis, "");
+    assert_int_equal(cl->n_sentinels, 2);
+    assert_string_equal(cl->sentinels[0], "192.0.2.21:26379");
+    assert_string_equal(cl->sentinels[1], "[2001:db8::22]:26380");
+    assert_string_equal(cl->master_name, "confnode");
+    assert_int_equal(cl->lease_ttl_ms, 9000);
+    assert_int_equal(cl->heartbeat_ms, 3000);
+    assert_int_equal(cl->n_nodes, 3);
+    assert_string_equal(cl->nodes[1].name, "node2");
+    assert_string_equal(cl->nodes[1].fqdn, "node2.vc.example.com");
+    assert_string_equal(cl->nodes[1].address, "2001:db8::11");
+    assert_int_equal(cl->nodes[0].signaling, 1);
+    assert_int_equal(cl->nodes[2].signaling, 0);
+    cn_config_free(&cfg);
+    assert_null(cfg.cluster.nodes);
+    assert_int_equal(cfg.cluster.n_nodes, 0);
+
+    path = write_temp("sip: { tls_port = 0; };\n"
+                      "cluster: { mode = \"redis\"; redis = \"127.0.0.1:6379\"; };\n");
+    assert_int_equal(cn_config_load(path, &cfg, err, sizeof err), 0);
+    assert_string_equal(cfg.cluster.redis, "127.0.0.1:6379");
+    cn_config_free(&cfg);
+}
+
+/* Loads text (TLS off) and asserts exactly one problem "PATH:LINE: field: ..."
+ * containing `problem`, LINE being the line holding `marker`. */
+static void assert_cluster_error(const char *text, const char *marker, const char *field,
+                                 const char *problem)
+{
+    char full[4096], err[2048], expect[PATH_MAX + 128];
+    snprintf(full, sizeof full, "sip: { tls_port = 0; };\n%s", text);
+    const char *path = write_temp(full);
+    struct cn_config cfg;
+    assert_int_equal(cn_config_load(path, &cfg, err, sizeof err), -1);
+    snprintf(expect, sizeof expect, "%s:%u: %s: ", path, line_of(path, marker), field);
+    if (strncmp(err, expect, strlen(expect)) != 0)
+        fail_msg("expected prefix '%s', got '%s'", expect, err);
+    if (!strstr(err, problem))
+        fail_msg("expected '%s' in '%s'", problem, err);
+    assert_null(strchr(err, '\n'));
+    cn_config_free(&cfg);
+}
+
+static void cluster_redis_mode_needs_a_server_or_sentinels_not_both(void **state)
+{
+    (void)state;
+    assert_cluster_error("cluster:\n{\n  mode = \"redis\";\n};\n", "mode", "cluster.redis",
+                         "required when cluster.mode is \"redis\"");
+    assert_cluster_error("cluster:\n{\n  redis = \"127.0.0.1:6379\";\n"
+                         "  sentinels = [ \"127.0.0.1:26379\" ];\n};\n",
+                         "sentinels", "cluster.sentinels", "not both");
+}
+
+static void cluster_addresses_must_be_ip_and_port(void **state)
+{
+    (void)state;
+    assert_cluster_error("cluster: {\n  redis = \"redis.example.com:6379\";\n};\n", "redis =",
+                         "cluster.redis", "must be IP:port or [IPv6]:port");
+    assert_cluster_error("cluster: {\n  redis = \"127.0.0.1:0\";\n};\n", "redis =",
+                         "cluster.redis", "must be IP:port");
+    assert_cluster_error("cluster: {\n  redis = \"::1:6379\";\n};\n", "redis =",
+                         "cluster.redis", "must be IP:port");
+    assert_cluster_error("cluster: {\n  sentinels = [ \"127.0.0.1:26379\",\n"
+                         "    \"127.0.0.1\" ];\n};\n",
+                         "\"127.0.0.1\" ]", "cluster.sentinels[1]", "(got \"127.0.0.1\")");
+    assert_cluster_error("cluster: {\n  mode = \"cluster\";\n};\n", "mode", "cluster.mode",
+                         "must be one of \"standalone\", \"redis\"");
+}
+
+static void cluster_heartbeat_must_be_shorter_than_the_lease(void **state)
+{
+    (void)state;
+    assert_cluster_error("cluster: {\n  lease_ttl = 5;\n  heartbeat = 5;\n};\n", "heartbeat",
+                         "cluster.heartbeat", "must be less than cluster.lease_ttl (5 s >= 5 s)");
+    assert_cluster_error("cluster: {\n  lease_ttl = 1;\n};\n", "lease_ttl", "cluster.lease_ttl",
+                         "must be 2..3600 (got 1)");
+}
+
+static void cluster_srv_target_must_be_directly_in_the_srv_domain(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"sip.sub.example.com", "sip.other.com", "example.com.evil"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text,
+                 "cluster: {\n  srv_domain = \"example.com\";\n  srv_target = \"%s\";\n};\n",
+                 bad[i]);
+        assert_cluster_error(text, "srv_target", "cluster.srv_target", "strict DNS naming");
+    }
+    struct cn_config cfg;
+    char err[1024];
+    const char *path = write_temp("sip: { tls_port = 0; };\ncluster: { srv_domain = "
+                                  "\"example.com\"; srv_target = \"SIP.Example.com\"; };\n");
+    assert_int_equal(cn_config_load(path, &cfg, err, sizeof err), 0);
+    cn_config_free(&cfg);
+}
+
+static void cluster_nodes_need_unique_names_and_fqdns_and_every_field(void **state)
+{
+    (void)state;
+    assert_cluster_error(
+        "cluster: { nodes = (\n"
+        "  { name = \"n1\"; fqdn = \"n1.example.com\"; address = \"192.0.2.1\"; },\n"
+        "  { name = \"n1\"; fqdn = \"n2.example.com\"; address = \"192.0.2.2\"; }\n); };\n",
+        "n2.example.com", "cluster.nodes[1].name", "duplicate of cluster.nodes[0]");
+    assert_cluster_error(
+        "cluster: { nodes = (\n"
+        "  { name = \"n1\"; fqdn = \"n1.example.com\"; address = \"192.0.2.1\"; },\n"
+        "  { name = \"n2\"; fqdn = \"N1.example.com\"; address = \"192.0.2.2\"; }\n); };\n",
+        "N1.example.com", "cluster.nodes[1].fqdn", "duplicate of cluster.nodes[0]");
+    assert_cluster_error("cluster: { nodes = (\n"
+                         "  { name = \"n1\"; fqdn = \"n1.example.com\"; }\n); };\n",
+                         "n1.example.com", "cluster.nodes[0].address", "required");
+    assert_cluster_error("cluster: { nodes = (\n"
+                         "  { name = \"n1\"; fqdn = \"*.example.com\"; address = \"192.0.2.1\"; }\n"
+                         "); };\n",
+                         "example.com", "cluster.nodes[0].fqdn", "not a domain name");
+    assert_cluster_error("cluster: { nodes = (\n"
+                         "  { name = \"n1\"; fqdn = \"n1.example.com\"; address = \"192.0.2.1\";\n"
+                         "    signalling = false; }\n); };\n",
+                         "signalling", "cluster.nodes[0].signalling", "did you mean 'signaling'?");
+}
+
+static void cluster_sip_fqdn_must_be_one_of_the_nodes(void **state)
+{
+    (void)state;
+    assert_cluster_error(
+        "cluster: {\n  sip_fqdn = \"node9.example.com\";\n  nodes = (\n"
+        "  { name = \"n1\"; fqdn = \"n1.example.com\"; address = \"192.0.2.1\"; }\n); };\n",
+        "sip_fqdn", "cluster.sip_fqdn", "is not the fqdn of any cluster.nodes entry");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -668,6 +856,13 @@ int main(void)
         cmocka_unit_test(failed_load_keeps_no_vmr_list),
         cmocka_unit_test(free_accepts_null_and_a_zeroed_config),
         cmocka_unit_test(check_files_names_each_unreadable_tls_file),
+        cmocka_unit_test(cluster_section_sets_every_key),
+        cmocka_unit_test(cluster_redis_mode_needs_a_server_or_sentinels_not_both),
+        cmocka_unit_test(cluster_addresses_must_be_ip_and_port),
+        cmocka_unit_test(cluster_heartbeat_must_be_shorter_than_the_lease),
+        cmocka_unit_test(cluster_srv_target_must_be_directly_in_the_srv_domain),
+        cmocka_unit_test(cluster_nodes_need_unique_names_and_fqdns_and_every_field),
+        cmocka_unit_test(cluster_sip_fqdn_must_be_one_of_the_nodes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
