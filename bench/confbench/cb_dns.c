@@ -104,6 +104,7 @@ static int run(ares_channel ch, struct query *q, uint64_t deadline)
 
 static void srv_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
+    (void)timeouts;
     struct query *q = arg;
     q->done = true;
     q->status = status;
@@ -132,6 +133,7 @@ static void srv_cb(void *arg, int status, int timeouts, unsigned char *abuf, int
 
 static void addr_cb(void *arg, int status, int timeouts, struct ares_addrinfo *res)
 {
+    (void)timeouts;
     struct query *q = arg;
     q->done = true;
     q->status = status;

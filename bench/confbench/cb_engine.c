@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -31,7 +32,7 @@
 #define CB_RTP_PAYLOAD 160
 #define CB_RTP_INTERVAL_US 20000
 
-enum ev_type { EV_UDP = 1, EV_CONN = 2, EV_MEDIA = 3, EV_SINK = 4 };
+enum ev_type { EV_UDP = 1, EV_CONN = 2, EV_MEDIA = 3, EV_SINK = 4, EV_WAKE = 5 };
 
 enum call_state {
     CS_FREE = 0,
@@ -122,6 +123,7 @@ typedef struct cb_worker {
     pthread_t thread;
     bool started;
     int ep;
+    int wake_fd; /* eventfd: the main thread changed the rate or wants us to quit */
     uint64_t rng;
     cb_udp_t udp[CB_MAX_BINDS];
     unsigned nudp;
@@ -219,21 +221,41 @@ static void sa_host(const struct sockaddr_storage *ss, char *host, size_t cap, u
     }
 }
 
-/* Records a message for a failure reason once per run, and prints it. */
+/* Records a message for a failure reason once per run, and prints it unless
+ * `print` is false (the caller printed a more specific line). */
+static void note_ex(cb_engine_t *e, cb_fail_t r, bool print, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
+static void note_ex(cb_engine_t *e, cb_fail_t r, bool print, const char *fmt, va_list ap)
+{
+    if (atomic_exchange(&e->msg_claimed[r], true))
+        return;
+    vsnprintf(e->msg[r], sizeof(e->msg[r]), fmt, ap);
+    atomic_store_explicit(&e->msg_ready[r], true, memory_order_release);
+    if (print && e->o.verbose >= 0)
+        fprintf(stderr, "confbench: %s\n", e->msg[r]);
+}
+
 static void note(cb_engine_t *e, cb_fail_t r, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void note(cb_engine_t *e, cb_fail_t r, const char *fmt, ...)
 {
-    if (atomic_exchange(&e->msg_claimed[r], true))
-        return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->msg[r], sizeof(e->msg[r]), fmt, ap);
+    note_ex(e, r, true, fmt, ap);
     va_end(ap);
-    atomic_store_explicit(&e->msg_ready[r], true, memory_order_release);
-    if (e->o.verbose >= 0)
-        fprintf(stderr, "confbench: %s\n", e->msg[r]);
+}
+
+static void note_quiet(cb_engine_t *e, cb_fail_t r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void note_quiet(cb_engine_t *e, cb_fail_t r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    note_ex(e, r, false, fmt, ap);
+    va_end(ap);
 }
 
 /* ------------------------------------------------------------------------ timers */
@@ -321,6 +343,7 @@ static void conn_events(cb_worker_t *w, cb_conn_t *cn, bool want_out)
 
 static void conn_close(cb_worker_t *w, cb_conn_t *cn)
 {
+    (void)w;
     if (cn->ssl) {
         if (cn->state == CN_UP)
             SSL_shutdown(cn->ssl);
@@ -421,8 +444,8 @@ static void tls_failed(cb_worker_t *w, cb_conn_t *cn, int ret)
                     "(X509 error %ld)\n",
                     t->text, X509_verify_cert_error_string(vr), vr);
         }
-        note(e, CB_FAIL_TLS, "TLS handshake with %s failed: certificate verify failed: %s",
-             t->text, X509_verify_cert_error_string(vr));
+        note_quiet(e, CB_FAIL_TLS, "TLS handshake with %s failed: certificate verify failed: %s",
+                   t->text, X509_verify_cert_error_string(vr));
     } else {
         char buf[256] = "";
         unsigned long le = ERR_peek_last_error();
@@ -1039,12 +1062,13 @@ static void call_unexpected(cb_worker_t *w, cb_call_t *c, int status, const char
     if (status >= 100 && status < CB_CODES) {
         CB_ADD(w->c.by_code[status], 1);
         if (!atomic_exchange(&e->code_seen[status], true) && e->o.verbose >= 0)
-            fprintf(stderr, "confbench: unexpected %d to %s (counted as a failure)\n", status,
-                    what);
+            fprintf(stderr, "confbench: unexpected %d to %s from %s (counted as a failure)\n",
+                    status, what,
+                    e->targets[c->conn >= 0 ? w->conns[c->conn].target : c->target].text);
     }
     char m[128];
     snprintf(m, sizeof(m), "unexpected %d to %s", status, what);
-    note(e, CB_FAIL_UNEXPECTED, "%s", m);
+    note_quiet(e, CB_FAIL_UNEXPECTED, "%s", m);
     call_fail(w, c, CB_FAIL_UNEXPECTED);
 }
 
@@ -1373,10 +1397,8 @@ static void udp_errors(cb_worker_t *w, unsigned ui)
         }
         char where[80];
         cb_addr_format((struct sockaddr *)&dst, where, sizeof(where));
-        cb_sip_msg_t m;
-        if (cb_sip_parse(data, (size_t)n, &m) != CB_SIP_OK)
-            continue;
-        cb_call_t *c = call_find(w, m.call_id);
+        /* The quoted request may be cut short (576-byte ICMP quote). */
+        cb_call_t *c = call_find(w, cb_sip_find_header(data, (size_t)n, "Call-ID", 'i'));
         if (!c)
             continue;
         cb_fail_t r = ee_errno == ECONNREFUSED ? CB_FAIL_REFUSED : CB_FAIL_CONNECT;
@@ -1484,8 +1506,8 @@ static void *worker_main(void *arg)
         uint64_t wait = next > now ? next - now : 0;
         if (wait < 200)
             wait = 200;
-        if (wait > 100000)
-            wait = 100000; /* notice rate changes and quit within 100 ms */
+        if (wait > 1000000)
+            wait = 1000000; /* rate changes and quit come through wake_fd */
         struct timespec ts = {(time_t)(wait / 1000000u), (long)(wait % 1000000u) * 1000};
         int n = epoll_pwait2(w->ep, evs, 256, &ts, NULL);
         if (n < 0 && errno == ENOSYS)
@@ -1516,6 +1538,12 @@ static void *worker_main(void *arg)
             case EV_SINK:
                 media_read(w, w->sink_fd, NULL);
                 break;
+            case EV_WAKE: {
+                uint64_t v;
+                if (read(w->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+                    break;
+                break;
+            }
             }
         }
     }
@@ -1563,8 +1591,8 @@ static int route_source(const cb_addr_t *t, struct sockaddr_storage *ss, socklen
     return rc;
 }
 
-static int udp_open(cb_worker_t *w, const struct sockaddr_storage *b, socklen_t blen,
-                    cb_udp_t *u, bool recverr, char *err, size_t errlen)
+static int udp_open(const struct sockaddr_storage *b, socklen_t blen, cb_udp_t *u,
+                    bool recverr, char *err, size_t errlen)
 {
     struct sockaddr_storage ss = *b;
     socklen_t len = blen;
@@ -1588,6 +1616,8 @@ static int udp_open(cb_worker_t *w, const struct sockaddr_storage *b, socklen_t 
     if (bind(u->fd, (struct sockaddr *)&ss, len) != 0 ||
         getsockname(u->fd, (struct sockaddr *)&ss, &len) != 0) {
         snprintf(err, errlen, "cannot bind a UDP socket to %s: %s", h, strerror(errno));
+        close(u->fd);
+        u->fd = -1;
         return -1;
     }
     sa_host(&ss, u->host, sizeof(u->host), &u->port);
@@ -1600,13 +1630,20 @@ static int worker_init(cb_engine_t *e, cb_worker_t *w, unsigned id, char *err, s
     w->e = e;
     w->id = id;
     w->sink_fd = -1;
+    w->wake_fd = -1;
     for (unsigned i = 0; i < CB_MAX_BINDS; i++)
         w->udp[i].fd = -1;
     if (getrandom(&w->rng, sizeof(w->rng), 0) != (ssize_t)sizeof(w->rng) || w->rng == 0)
         w->rng = 0x9E3779B97F4A7C15ull ^ ((uint64_t)id << 32) ^ now_us();
     w->ep = epoll_create1(EPOLL_CLOEXEC);
-    if (w->ep < 0) {
-        snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->ep < 0 || w->wake_fd < 0) {
+        snprintf(err, errlen, "epoll_create1/eventfd: %s", strerror(errno));
+        return -1;
+    }
+    struct epoll_event wev = {.events = EPOLLIN, .data.u64 = ev_data(EV_WAKE, 0, 0)};
+    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->wake_fd, &wev)) {
+        snprintf(err, errlen, "epoll_ctl: %s", strerror(errno));
         return -1;
     }
     /* Calls: this thread's share of --max-calls. */
@@ -1646,7 +1683,7 @@ static int worker_init(cb_engine_t *e, cb_worker_t *w, unsigned id, char *err, s
     }
     if (o->transport == CB_TP_UDP) {
         for (unsigned i = 0; i < nsrc; i++) {
-            if (udp_open(w, &src[i], srclen[i], &w->udp[i], true, err, errlen))
+            if (udp_open(&src[i], srclen[i], &w->udp[i], true, err, errlen))
                 return -1;
             struct epoll_event ev = {.events = EPOLLIN, .data.u64 = ev_data(EV_UDP, i, 0)};
             if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->udp[i].fd, &ev)) {
@@ -1677,7 +1714,7 @@ static int worker_init(cb_engine_t *e, cb_worker_t *w, unsigned id, char *err, s
     }
     /* The shared RTP sink: advertised in SDP offers when --media is off. */
     cb_udp_t sink;
-    if (udp_open(w, &src[0], srclen[0], &sink, false, err, errlen))
+    if (udp_open(&src[0], srclen[0], &sink, false, err, errlen))
         return -1;
     w->sink_fd = sink.fd;
     w->sink_port = sink.port;
@@ -1710,6 +1747,8 @@ static void worker_free(cb_worker_t *w)
         close(w->sink_fd);
     if (w->ep >= 0)
         close(w->ep);
+    if (w->wake_fd >= 0)
+        close(w->wake_fd);
     free(w->calls);
     free(w->free_calls);
     free(w->media);
@@ -1838,10 +1877,20 @@ int cb_engine_start(cb_engine_t *e, char *err, size_t errlen)
     return 0;
 }
 
+static void wake_all(cb_engine_t *e)
+{
+    uint64_t one = 1;
+    for (unsigned i = 0; i < e->threads; i++)
+        if (e->w[i] && e->w[i]->wake_fd >= 0 &&
+            write(e->w[i]->wake_fd, &one, sizeof(one)) != (ssize_t)sizeof(one))
+            continue; /* the counter is already non-zero: the thread wakes anyway */
+}
+
 void cb_engine_set_rate(cb_engine_t *e, double rate)
 {
     atomic_store(&e->rate_milli, (uint64_t)(rate * 1000.0 + 0.5));
     atomic_fetch_add_explicit(&e->rate_epoch, 1, memory_order_release);
+    wake_all(e);
 }
 
 bool cb_engine_rate_applied(const cb_engine_t *e)
@@ -1874,6 +1923,7 @@ void cb_engine_stop(cb_engine_t *e)
     if (!e || !e->w)
         return;
     atomic_store(&e->quit, true);
+    wake_all(e);
     for (unsigned i = 0; i < e->threads; i++) {
         if (e->w[i] && e->w[i]->started) {
             pthread_join(e->w[i]->thread, NULL);

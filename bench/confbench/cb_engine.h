@@ -48,8 +48,8 @@ int cb_engine_start(cb_engine_t *e, char *err, size_t errlen);
  * Each thread restarts its pacing from now. */
 void cb_engine_set_rate(cb_engine_t *e, double rate);
 
-/* True when every thread has acted on the last cb_engine_set_rate() (within about
- * 100 ms): after a rate of 0 is applied, no new call starts. */
+/* True when every thread has acted on the last cb_engine_set_rate() (threads are
+ * woken through an eventfd): after a rate of 0 is applied, no new call starts. */
 bool cb_engine_rate_applied(const cb_engine_t *e);
 
 /* True when every thread has launched its share of --count. */

@@ -244,6 +244,25 @@ cb_sip_status_t cb_sip_parse(const char *buf, size_t len, cb_sip_msg_t *m)
     return CB_SIP_OK;
 }
 
+cb_str_t cb_sip_find_header(const char *buf, size_t len, const char *name, char compact)
+{
+    const char *p = buf, *end = buf + len;
+    const char *eol = find_crlf(p, end); /* skip the start line */
+    while (eol) {
+        p = eol + 2;
+        eol = find_crlf(p, end);
+        if (!eol || eol == p)
+            break;
+        const char *colon = memchr(p, ':', (size_t)(eol - p));
+        if (!colon)
+            continue;
+        cb_str_t n = trim(p, colon);
+        if (name_is(n.s, n.len, name, compact))
+            return trim(colon + 1, eol);
+    }
+    return (cb_str_t){NULL, 0};
+}
+
 struct out {
     char *p;
     size_t cap, len;

@@ -52,6 +52,11 @@ typedef enum {
  * into *m. Returns CB_SIP_OK or a negative cb_sip_status_t; *m is undefined then. */
 cb_sip_status_t cb_sip_parse(const char *buf, size_t len, cb_sip_msg_t *m);
 
+/* The value of the first header `name` (or its compact form, 0 for none) among
+ * the complete header lines of a possibly truncated message, e.g. the copy of a
+ * request an ICMP error quotes. Continuation lines are not joined. */
+cb_str_t cb_sip_find_header(const char *buf, size_t len, const char *name, char compact);
+
 /* True when the view equals the NUL-terminated string s (case-insensitive when
  * nocase). */
 bool cb_str_eq(cb_str_t v, const char *s, bool nocase);

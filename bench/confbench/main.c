@@ -270,7 +270,10 @@ int main(int argc, char **argv)
     } else {
         w.rate = o->rate;
         cb_engine_set_rate(e, o->rate);
-        watch_until(&w, w.t0 + o->duration, o->count ? stop_when_count_reached : NULL);
+        /* A count-bounded run gets a second of grace beyond --duration, so thread
+         * start-up jitter does not cut off its last calls. */
+        watch_until(&w, w.t0 + o->duration + (o->count ? 1.0 : 0.0),
+                    o->count ? stop_when_count_reached : NULL);
         w.rate = 0;
         cb_engine_set_rate(e, 0);
         if (!g_stop)
