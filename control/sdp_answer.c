@@ -168,6 +168,77 @@ static void set_no_codec_why(char *why, size_t whylen, const sdp_media_t *m)
     set_why(why, whylen, "No common audio codec (offered: %s)", list);
 }
 
+static bool is_token_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("-!#$%&'*+.^_`{|}~", c));
+}
+
+/* "word *("/" word)": words of token characters (or digits) joined by single
+ * slashes, at most max_slashes of them. */
+static bool is_slashed(const char *s, size_t n, bool digits, unsigned max_slashes)
+{
+    unsigned slashes = 0;
+    size_t word = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '/') {
+            if (word == 0 || ++slashes > max_slashes)
+                return false;
+            word = 0;
+        } else if (digits ? (c >= '0' && c <= '9') : is_token_char(c)) {
+            word++;
+        } else {
+            return false;
+        }
+    }
+    return word > 0;
+}
+
+/* One m= line's content, "<media> <port>[/<count>] <proto> <fmt> ..." (RFC 4566
+ * §5.14): fields apart by spaces, the proto tokens joined by '/', the rest tokens. */
+static bool m_line_ok(const char *s, size_t n)
+{
+    unsigned field = 0;
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && s[i] == ' ')
+            i++;
+        if (i == n)
+            break;
+        size_t start = i;
+        while (i < n && s[i] != ' ')
+            i++;
+        bool ok = field == 1   ? is_slashed(s + start, i - start, true, 1)
+                  : field == 2 ? is_slashed(s + start, i - start, false, 8)
+                               : is_slashed(s + start, i - start, false, 0);
+        if (!ok)
+            return false;
+        field++;
+    }
+    return true;
+}
+
+/* This sofia-sip version loops, allocating until memory runs out, on an m= line
+ * whose format list holds a word that starts with a character outside tokens, or
+ * that has only tabs after the proto. So every m= line is checked first (the
+ * parser splits lines at CR or LF and skips leading blanks). */
+static bool m_lines_ok(const char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (s[i] == '\r' || s[i] == '\n' || s[i] == ' ' || s[i] == '\t'))
+            i++;
+        size_t start = i;
+        while (i < len && s[i] != '\r' && s[i] != '\n')
+            i++;
+        if (i - start >= 2 && s[start] == 'm' && s[start + 1] == '=' &&
+            !m_line_ok(s + start + 2, i - start - 2))
+            return false;
+    }
+    return true;
+}
+
 static bool valid_username(const char *u)
 {
     if (!u || !*u)
@@ -217,6 +288,11 @@ ssize_t sdp_answer_build(const char *offer, size_t offer_len,
     }
     if (memchr(offer, '\0', offer_len)) { /* the parser would stop there silently */
         set_why(why, whylen, "SDP parse error: NUL byte in offer");
+        goto out;
+    }
+
+    if (!m_lines_ok(offer, offer_len)) {
+        set_why(why, whylen, "SDP parse error: malformed m= line");
         goto out;
     }
 

@@ -258,6 +258,17 @@ static bool has_raw(const void *h)
     return c && c->h_data && c->h_len > 0;
 }
 
+/* No whitespace or control character, as in the "word" of RFC 3261 §25.1. */
+static bool is_word(const char *s)
+{
+    if (!s || !*s)
+        return false;
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s == 0x7f)
+            return false;
+    return true;
+}
+
 static bool start_line_is_status(const char *buf, size_t len)
 {
     size_t i = 0;
@@ -350,6 +361,12 @@ sip_msg_status_t sip_msg_parse(const char *buf, size_t len, sip_msg_t **out, cha
     unsigned failed = check_errors(msg, sip, &bad, why, whylen);
     if (st == SIP_MSG_OK && bad)
         st = SIP_MSG_ERR_SYNTAX;
+    /* Call-ID is compared byte for byte (RFC 3261 §20.8) and copied into responses
+     * unfolded, so it may hold no whitespace; sofia-sip takes the value whole. */
+    if (st == SIP_MSG_OK && sip->sip_call_id && !is_word(sip->sip_call_id->i_id)) {
+        set_why(why, whylen, "Bad Call-ID header");
+        st = SIP_MSG_ERR_SYNTAX;
+    }
     const char *missing = first_missing(sip);
     if (st == SIP_MSG_OK && missing) {
         set_why(why, whylen, "Missing %s header", missing);

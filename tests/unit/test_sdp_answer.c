@@ -331,6 +331,34 @@ static void garbage_is_a_parse_error_without_quotes(void **state)
     }
 }
 
+static void malformed_m_lines_are_refused_before_parsing(void **state)
+{
+    (void)state;
+    /* sofia-sip would allocate without end on the first two and the tabs */
+    static const char *lines[] = {
+        "m=application 6004 TCP/BFCP \"\r\n",
+        "m=audio 60/00 RTP/AVP 0 //x\r\n",
+        "m=audio 6000 /RTP/AVP 0\r\n",
+        "m=audio 6000 RTP//AVP 0\r\n",
+        "m=audio 6tcp 0\r\n",
+        "m=audio 6000 RTP/AVP 0 \x01\r\n",
+        "m=audio 6000 RTP/A\t\t\r\n",
+        "m=audio 6000\tRTP/AVP 0\r\n",
+        "  m=audio 6000 RTP/AVP 0\r\nm=video 1 RTP/AVP @\r\n",
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        char offer[512];
+        int n = snprintf(offer, sizeof offer, OFFER_HEAD "%s", lines[i]);
+        expect_refusal(offer, (size_t)n, "SDP parse error: malformed m= line");
+    }
+    /* a port count and any number of '/' inside the proto are fine */
+    expect_answer(OFFER_HEAD "m=audio 6000/2 RTP/AVP 0\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\n",
+                  NULL,
+                  OUR_HEAD "m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+                           "a=ptime:20\r\na=sendrecv\r\n"
+                           "m=video 0 UDP/TLS/RTP/SAVPF 96\r\n");
+}
+
 static void an_answer_that_does_not_fit_returns_minus_one(void **state)
 {
     (void)state;
@@ -376,6 +404,7 @@ int main(void)
         cmocka_unit_test(an_ipv6_media_address_gives_ip6_lines),
         cmocka_unit_test(bad_parameters_are_refused),
         cmocka_unit_test(garbage_is_a_parse_error_without_quotes),
+        cmocka_unit_test(malformed_m_lines_are_refused_before_parsing),
         cmocka_unit_test(an_answer_that_does_not_fit_returns_minus_one),
         cmocka_unit_test(an_oversized_offer_is_refused),
     };

@@ -603,6 +603,8 @@ static void malformed_header_lines_are_syntax_errors(void **state)
         {"Max-Forwards: many\r\n", "Bad Max-Forwards header"},
         {"Content-Type: not a type\r\n", "Bad Content-Type header"},
         {"Call-ID: second@x\r\n", "Multiple Call-ID headers"},
+        {"Via: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bK2\r\nCall-ID: second@x\r\n",
+         "Multiple Call-ID headers"},
         {"To: <sip:other@example.test>\r\n", "Multiple To headers"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -620,6 +622,20 @@ static void malformed_header_lines_are_syntax_errors(void **state)
     size_t n = replaced(buf, sizeof buf, OPTIONS, "Content-Length: 0",
                         "Date: not a date\r\nContent-Length: 0");
     sip_msg_free(parse_ok(buf, n));
+}
+
+static void a_call_id_with_whitespace_is_bad(void **state)
+{
+    (void)state;
+    static const char *bad[] = {"Call-ID: opt-1@192.0.2.7\r\n\tmore", "Call-ID: two words",
+                                "Call-ID: ctl\x01char"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char buf[1024];
+        size_t n = replaced(buf, sizeof buf, OPTIONS, "Call-ID: opt-1@192.0.2.7", bad[i]);
+        sip_msg_t *m = parse_bad(buf, n, SIP_MSG_ERR_SYNTAX, "Bad Call-ID header");
+        assert_true(sip_msg_can_respond(m));
+        sip_msg_free(m);
+    }
 }
 
 static void a_broken_via_makes_the_request_unanswerable(void **state)
@@ -1020,6 +1036,7 @@ int main(void)
         cmocka_unit_test(a_broken_content_length_is_a_bad_header),
         cmocka_unit_test(an_unsupported_sip_version_is_invalid_but_answerable),
         cmocka_unit_test(malformed_header_lines_are_syntax_errors),
+        cmocka_unit_test(a_call_id_with_whitespace_is_bad),
         cmocka_unit_test(a_broken_via_makes_the_request_unanswerable),
         cmocka_unit_test(a_nul_byte_in_the_headers_is_reported),
         cmocka_unit_test(a_message_cut_before_the_empty_line_is_truncated),
