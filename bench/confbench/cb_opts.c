@@ -74,10 +74,10 @@ void cb_opts_defaults(cb_opts_t *o)
     snprintf(o->message_body, sizeof(o->message_body), "confbench message");
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+static int opt_error(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+static int opt_error(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -311,105 +311,105 @@ static int apply(cb_opts_t *o, const struct opt_def *d, const char *v, bool *tra
     switch (d->id) {
     case O_SCENARIO:
         if (scenario_parse(v, &o->scenario))
-            return fail(err, errlen, "--scenario: expected call, options, message or "
+            return opt_error(err, errlen, "--scenario: expected call, options, message or "
                                      "handshake, got \"%s\"", v);
         return 0;
     case O_TRANSPORT:
         if (transport_parse(v, &o->transport))
-            return fail(err, errlen, "--transport: expected udp, tcp or tls, got \"%s\"", v);
+            return opt_error(err, errlen, "--transport: expected udp, tcp or tls, got \"%s\"", v);
         *transport_set = true;
         return 0;
     case O_RATE:
         if (parse_double(v, 0.01, 1e7, &o->rate))
-            return fail(err, errlen, "--rate: expected a number of calls per second "
+            return opt_error(err, errlen, "--rate: expected a number of calls per second "
                                      "(0.01 to 10000000), got \"%s\"", v);
         return 0;
     case O_DURATION:
         if (parse_duration_ms(v, 1000, 86400000ull, &u64))
-            return fail(err, errlen, "--duration: expected seconds (1 to 86400), got \"%s\"",
+            return opt_error(err, errlen, "--duration: expected seconds (1 to 86400), got \"%s\"",
                         v);
         o->duration = (unsigned)(u64 / 1000);
         return 0;
     case O_COUNT:
         if (parse_u64(v, 1, UINT64_MAX / 2, &o->count))
-            return fail(err, errlen, "--count: expected a positive number, got \"%s\"", v);
+            return opt_error(err, errlen, "--count: expected a positive number, got \"%s\"", v);
         return 0;
     case O_MAX_CALLS:
         if (parse_uint(v, 1, 10000000, &o->max_calls))
-            return fail(err, errlen, "--max-calls: expected 1 to 10000000, got \"%s\"", v);
+            return opt_error(err, errlen, "--max-calls: expected 1 to 10000000, got \"%s\"", v);
         return 0;
     case O_HOLD:
         if (parse_duration_ms(v, 0, 86400000ull, &u64))
-            return fail(err, errlen, "--hold: expected a time (\"2s\", \"500ms\"), got \"%s\"",
+            return opt_error(err, errlen, "--hold: expected a time (\"2s\", \"500ms\"), got \"%s\"",
                         v);
         o->hold_ms = (unsigned)u64;
         return 0;
     case O_THREADS:
         if (parse_uint(v, 1, 256, &o->threads))
-            return fail(err, errlen, "--threads: expected 1 to 256, got \"%s\"", v);
+            return opt_error(err, errlen, "--threads: expected 1 to 256, got \"%s\"", v);
         return 0;
     case O_CONNS:
         if (parse_uint(v, 1, 100000, &o->conns))
-            return fail(err, errlen, "--conns: expected 1 to 100000, got \"%s\"", v);
+            return opt_error(err, errlen, "--conns: expected 1 to 100000, got \"%s\"", v);
         return 0;
     case O_CONN_PER_CALL:
         o->conn_per_call = true;
         return 0;
     case O_BIND:
         if (cb_binds_parse(v, o))
-            return fail(err, errlen, "--bind: expected IP addresses separated by commas "
+            return opt_error(err, errlen, "--bind: expected IP addresses separated by commas "
                                      "(at most %d), got \"%s\"", CB_MAX_BINDS, v);
         return 0;
     case O_DNS: {
         cb_target_spec_t t;
         if (cb_target_parse(v, &t) || t.port == 0 || copy_str(o->dns, sizeof(o->dns), v))
-            return fail(err, errlen, "--dns: expected HOST:PORT of a DNS server, got \"%s\"",
+            return opt_error(err, errlen, "--dns: expected HOST:PORT of a DNS server, got \"%s\"",
                         v);
         return 0;
     }
     case O_SRV:
         if (v[0] != '_' || copy_str(o->srv, sizeof(o->srv), v))
-            return fail(err, errlen, "--srv: expected a prefix such as _sips._tcp, got \"%s\"",
+            return opt_error(err, errlen, "--srv: expected a prefix such as _sips._tcp, got \"%s\"",
                         v);
         return 0;
     case O_USER:
         if (!valid_token(v) || copy_str(o->user, sizeof(o->user), v))
-            return fail(err, errlen, "--user: expected a SIP user name, got \"%s\"", v);
+            return opt_error(err, errlen, "--user: expected a SIP user name, got \"%s\"", v);
         return 0;
     case O_DOMAIN:
         if (!valid_token(v) || copy_str(o->domain, sizeof(o->domain), v))
-            return fail(err, errlen, "--domain: expected a host name, got \"%s\"", v);
+            return opt_error(err, errlen, "--domain: expected a host name, got \"%s\"", v);
         return 0;
     case O_FROM: {
         const char *at = strchr(v, '@');
         char u[64];
         if (!at || (size_t)(at - v) >= sizeof(u) || at == v)
-            return fail(err, errlen, "--from: expected USER@DOMAIN, got \"%s\"", v);
+            return opt_error(err, errlen, "--from: expected USER@DOMAIN, got \"%s\"", v);
         memcpy(u, v, (size_t)(at - v));
         u[at - v] = 0;
         if (!valid_token(u) || !valid_token(at + 1) ||
             copy_str(o->from_user, sizeof(o->from_user), u) ||
             copy_str(o->from_domain, sizeof(o->from_domain), at + 1))
-            return fail(err, errlen, "--from: expected USER@DOMAIN, got \"%s\"", v);
+            return opt_error(err, errlen, "--from: expected USER@DOMAIN, got \"%s\"", v);
         return 0;
     }
     case O_CA:
-        return copy_str(o->ca, sizeof(o->ca), v) ? fail(err, errlen, "--ca: path too long")
+        return copy_str(o->ca, sizeof(o->ca), v) ? opt_error(err, errlen, "--ca: path too long")
                                                  : 0;
     case O_CERT:
         return copy_str(o->cert, sizeof(o->cert), v)
-                   ? fail(err, errlen, "--cert: path too long")
+                   ? opt_error(err, errlen, "--cert: path too long")
                    : 0;
     case O_KEY:
-        return copy_str(o->key, sizeof(o->key), v) ? fail(err, errlen, "--key: path too long")
+        return copy_str(o->key, sizeof(o->key), v) ? opt_error(err, errlen, "--key: path too long")
                                                    : 0;
     case O_TLS_NAME:
         if (!valid_token(v) || copy_str(o->tls_name, sizeof(o->tls_name), v))
-            return fail(err, errlen, "--tls-name: expected a host name, got \"%s\"", v);
+            return opt_error(err, errlen, "--tls-name: expected a host name, got \"%s\"", v);
         return 0;
     case O_SNI:
         if (!valid_token(v) || copy_str(o->sni, sizeof(o->sni), v))
-            return fail(err, errlen, "--sni: expected a host name, got \"%s\"", v);
+            return opt_error(err, errlen, "--sni: expected a host name, got \"%s\"", v);
         return 0;
     case O_NO_VERIFY:
         o->no_verify = true;
@@ -423,53 +423,53 @@ static int apply(cb_opts_t *o, const struct opt_def *d, const char *v, bool *tra
     case O_EXPECT: {
         unsigned c;
         if (parse_uint(v, 200, 699, &c))
-            return fail(err, errlen, "--expect: expected a final response code (200 to 699), "
+            return opt_error(err, errlen, "--expect: expected a final response code (200 to 699), "
                                      "got \"%s\"", v);
         o->expect = (int)c;
         return 0;
     }
     case O_TIMEOUT:
         if (parse_duration_ms(v, 100, 3600000, &u64))
-            return fail(err, errlen, "--timeout: expected a time from 100ms to 3600s, "
+            return opt_error(err, errlen, "--timeout: expected a time from 100ms to 3600s, "
                                      "got \"%s\"", v);
         o->timeout_ms = (unsigned)u64;
         return 0;
     case O_T1:
         if (parse_duration_ms(v, 10, 60000, &u64))
-            return fail(err, errlen, "--t1: expected a time from 10ms to 60s, got \"%s\"", v);
+            return opt_error(err, errlen, "--t1: expected a time from 10ms to 60s, got \"%s\"", v);
         o->t1_ms = (unsigned)u64;
         return 0;
     case O_DRAIN:
         if (parse_duration_ms(v, 0, 3600000, &u64))
-            return fail(err, errlen, "--drain: expected seconds (0 to 3600), got \"%s\"", v);
+            return opt_error(err, errlen, "--drain: expected seconds (0 to 3600), got \"%s\"", v);
         o->drain_s = (unsigned)((u64 + 999) / 1000);
         return 0;
     case O_RAMP:
         if (parse_ramp(v, &o->ramp))
-            return fail(err, errlen, "--ramp: expected START,STEP,MAX calls per second "
+            return opt_error(err, errlen, "--ramp: expected START,STEP,MAX calls per second "
                                      "(MAX >= START), got \"%s\"", v);
         return 0;
     case O_STEP_TIME:
         if (parse_duration_ms(v, 1000, 3600000, &u64))
-            return fail(err, errlen, "--step-time: expected seconds (1 to 3600), got \"%s\"",
+            return opt_error(err, errlen, "--step-time: expected seconds (1 to 3600), got \"%s\"",
                         v);
         o->ramp.step_seconds = (unsigned)(u64 / 1000);
         return 0;
     case O_MAX_STEPS:
         if (parse_uint(v, 1, 1000, &o->ramp.max_steps))
-            return fail(err, errlen, "--max-steps: expected 1 to 1000, got \"%s\"", v);
+            return opt_error(err, errlen, "--max-steps: expected 1 to 1000, got \"%s\"", v);
         return 0;
     case O_JSON:
         return copy_str(o->json, sizeof(o->json), v)
-                   ? fail(err, errlen, "--json: path too long")
+                   ? opt_error(err, errlen, "--json: path too long")
                    : 0;
     case O_PLOT:
         return copy_str(o->plot, sizeof(o->plot), v)
-                   ? fail(err, errlen, "--plot: path too long")
+                   ? opt_error(err, errlen, "--plot: path too long")
                    : 0;
     case O_BODY:
         return copy_str(o->message_body, sizeof(o->message_body), v)
-                   ? fail(err, errlen, "--body: at most %zu bytes",
+                   ? opt_error(err, errlen, "--body: at most %zu bytes",
                           sizeof(o->message_body) - 1)
                    : 0;
     case O_VERBOSE:
@@ -485,7 +485,7 @@ static int apply(cb_opts_t *o, const struct opt_def *d, const char *v, bool *tra
         o->version = true;
         return 0;
     }
-    return fail(err, errlen, "internal: unhandled option");
+    return opt_error(err, errlen, "internal: unhandled option");
 }
 
 static int validate(cb_opts_t *o, bool transport_set, bool have_target, char *err,
@@ -494,35 +494,35 @@ static int validate(cb_opts_t *o, bool transport_set, bool have_target, char *er
     if (o->help || o->version)
         return 0;
     if (!have_target)
-        return fail(err, errlen, "no target: give HOST:PORT or a SIP domain (--help)");
+        return opt_error(err, errlen, "no target: give HOST:PORT or a SIP domain (--help)");
     if (o->scenario == CB_SCEN_HANDSHAKE) {
         if (transport_set && o->transport != CB_TP_TLS)
-            return fail(err, errlen, "--scenario handshake needs --transport tls");
+            return opt_error(err, errlen, "--scenario handshake needs --transport tls");
         o->transport = CB_TP_TLS;
         o->conn_per_call = true;
     }
     if ((o->cert[0] != 0) != (o->key[0] != 0))
-        return fail(err, errlen, "--cert and --key go together");
+        return opt_error(err, errlen, "--cert and --key go together");
     if (o->transport != CB_TP_TLS && (o->cert[0] || o->ca[0] || o->tls_name[0] || o->sni[0]))
-        return fail(err, errlen, "--ca, --cert, --key, --tls-name and --sni need "
+        return opt_error(err, errlen, "--ca, --cert, --key, --tls-name and --sni need "
                                  "--transport tls");
     if (o->transport == CB_TP_UDP && o->conn_per_call)
-        return fail(err, errlen, "--conn-per-call needs --transport tcp or tls");
+        return opt_error(err, errlen, "--conn-per-call needs --transport tcp or tls");
     if (o->media && o->scenario != CB_SCEN_CALL)
-        return fail(err, errlen, "--media needs --scenario call");
+        return opt_error(err, errlen, "--media needs --scenario call");
     if (o->hold_ms && o->scenario != CB_SCEN_CALL)
-        return fail(err, errlen, "--hold needs --scenario call");
+        return opt_error(err, errlen, "--hold needs --scenario call");
     if (o->t2_ms < o->t1_ms)
         o->t2_ms = o->t1_ms;
     if (o->timeout_ms < o->t1_ms)
-        return fail(err, errlen, "--timeout (%u ms) is shorter than --t1 (%u ms)",
+        return opt_error(err, errlen, "--timeout (%u ms) is shorter than --t1 (%u ms)",
                     o->timeout_ms, o->t1_ms);
     if (o->ramp.on && o->count)
-        return fail(err, errlen, "--ramp and --count exclude each other");
+        return opt_error(err, errlen, "--ramp and --count exclude each other");
     if (o->ramp.on && o->ramp.step <= 0)
-        return fail(err, errlen, "--ramp: STEP must be positive");
+        return opt_error(err, errlen, "--ramp: STEP must be positive");
     if (o->threads > 1 && o->rate / o->threads < 0.01)
-        return fail(err, errlen, "--rate %.2f is too low for %u threads", o->rate,
+        return opt_error(err, errlen, "--rate %.2f is too low for %u threads", o->rate,
                     o->threads);
     if (o->max_calls < o->threads)
         o->max_calls = o->threads;
@@ -539,9 +539,9 @@ int cb_opts_parse(int argc, char *const argv[], cb_opts_t *o, char *err, size_t 
         const char *a = argv[i];
         if (only_args || a[0] != '-' || a[1] == 0) {
             if (have_target)
-                return fail(err, errlen, "unexpected argument \"%s\" (one target only)", a);
+                return opt_error(err, errlen, "unexpected argument \"%s\" (one target only)", a);
             if (cb_target_parse(a, &o->target))
-                return fail(err, errlen, "target \"%s\": expected HOST:PORT, [IPv6]:PORT "
+                return opt_error(err, errlen, "target \"%s\": expected HOST:PORT, [IPv6]:PORT "
                                          "or a SIP domain", a);
             have_target = true;
             continue;
@@ -557,23 +557,23 @@ int cb_opts_parse(int argc, char *const argv[], cb_opts_t *o, char *err, size_t 
             size_t len = eq ? (size_t)(eq - name) : strlen(name);
             d = find_long(name, len);
             if (!d)
-                return fail(err, errlen, "unknown option \"%.*s\" (--help lists them)",
+                return opt_error(err, errlen, "unknown option \"%.*s\" (--help lists them)",
                             (int)(len + 2), a);
             if (eq) {
                 if (!d->arg)
-                    return fail(err, errlen, "option --%s takes no value", d->name);
+                    return opt_error(err, errlen, "option --%s takes no value", d->name);
                 val = eq + 1;
             }
         } else {
             if (a[2] != 0)
-                return fail(err, errlen, "unknown option \"%s\" (--help lists them)", a);
+                return opt_error(err, errlen, "unknown option \"%s\" (--help lists them)", a);
             d = find_short(a[1]);
             if (!d)
-                return fail(err, errlen, "unknown option \"%s\" (--help lists them)", a);
+                return opt_error(err, errlen, "unknown option \"%s\" (--help lists them)", a);
         }
         if (d->arg && !val) {
             if (i + 1 >= argc)
-                return fail(err, errlen, "option --%s needs a value", d->name);
+                return opt_error(err, errlen, "option --%s needs a value", d->name);
             val = argv[++i];
         }
         if (apply(o, d, val, &transport_set, err, errlen))
