@@ -24,8 +24,8 @@ enum {
     PTIME_MS = 20,
 };
 
-static __attribute__((format(printf, 3, 4))) void set_why(char *why, size_t whylen,
-                                                          const char *fmt, ...)
+static __attribute__((format(printf, 3, 4))) void set_why(char *why, size_t whylen, const char *fmt,
+                                                          ...)
 {
     if (!why || whylen == 0)
         return;
@@ -249,9 +249,8 @@ static bool valid_username(const char *u)
     return true;
 }
 
-ssize_t sdp_answer_build(const char *offer, size_t offer_len,
-                         const struct sdp_answer_params *p, char *out, size_t outlen,
-                         char *why, size_t whylen)
+ssize_t sdp_answer_build(const char *offer, size_t offer_len, const struct sdp_answer_params *p,
+                         char *out, size_t outlen, char *why, size_t whylen)
 {
     ssize_t ret = -1;
     su_home_t home[1];
@@ -336,8 +335,8 @@ ssize_t sdp_answer_build(const char *offer, size_t offer_len,
 
     struct out o = {out, out + outlen, true};
     put(&o, "v=0\r\no=%s %llu %llu IN %s %s\r\ns=confnode\r\nc=IN %s %s\r\nt=0 0\r\n", user,
-        (unsigned long long)p->session_id, (unsigned long long)p->session_id, ip, p->address,
-        ip, p->address);
+        (unsigned long long)p->session_id, (unsigned long long)p->session_id, ip, p->address, ip,
+        p->address);
     /* every offered m= line is answered, in order (RFC 3264 §6) */
     for (const sdp_media_t *m = sess->sdp_media; m; m = m->m_next) {
         if (m != chosen) {

@@ -100,8 +100,8 @@ struct sip_msg {
 
 static const sip_str_t NO_STR = {NULL, 0};
 
-static __attribute__((format(printf, 3, 4))) void set_why(char *why, size_t whylen,
-                                                          const char *fmt, ...)
+static __attribute__((format(printf, 3, 4))) void set_why(char *why, size_t whylen, const char *fmt,
+                                                          ...)
 {
     if (!why || whylen == 0)
         return;
@@ -207,9 +207,9 @@ static unsigned check_errors(const msg_t *msg, const sip_t *sip, bool *bad, char
                              size_t whylen)
 {
     const msg_mclass_t *mc = msg_mclass(msg);
-    unsigned mask = (unsigned)~(sip_mask_proxy | sip_mask_registrar | sip_mask_pref |
-                                sip_mask_privacy |
-                                (sip->sip_request ? sip_mask_response : sip_mask_request));
+    unsigned mask =
+        (unsigned)~(sip_mask_proxy | sip_mask_registrar | sip_mask_pref | sip_mask_privacy |
+                    (sip->sip_request ? sip_mask_response : sip_mask_request));
     unsigned failed = 0;
     for (const msg_header_t *h = (const msg_header_t *)sip->sip_error; h; h = h->sh_next) {
         bool dup;
@@ -217,8 +217,8 @@ static unsigned check_errors(const msg_t *msg, const sip_t *sip, bool *bad, char
         unsigned bit = mandatory_bit(name);
         if (name && !bit) {
             const msg_href_t *hr = msg_find_hclass(mc, name, NULL);
-            bool essential = hr && ((hr->hr_flags & mask) ||
-                                    hr->hr_class == sip_max_forwards_class);
+            bool essential =
+                hr && ((hr->hr_flags & mask) || hr->hr_class == sip_max_forwards_class);
             if (!essential)
                 continue;
         }
@@ -314,13 +314,13 @@ sip_msg_status_t sip_msg_parse(const char *buf, size_t len, sip_msg_t **out, cha
     }
     sip_t *sip = sip_object(msg);
     if (!sip || (!sip->sip_request && !sip->sip_status)) {
-        set_why(why, whylen, start_line_is_status(buf, len) ? "Malformed status line"
-                                                            : "Malformed request line");
+        set_why(why, whylen,
+                start_line_is_status(buf, len) ? "Malformed status line"
+                                               : "Malformed request line");
         st = SIP_MSG_ERR_SYNTAX;
         goto out;
     }
-    if (sip->sip_status &&
-        (sip->sip_status->st_status < 100 || sip->sip_status->st_status > 699)) {
+    if (sip->sip_status && (sip->sip_status->st_status < 100 || sip->sip_status->st_status > 699)) {
         set_why(why, whylen, "Malformed status line"); /* sofia-sip takes any number */
         st = SIP_MSG_ERR_SYNTAX;
         goto out;
@@ -336,8 +336,8 @@ sip_msg_status_t sip_msg_parse(const char *buf, size_t len, sip_msg_t **out, cha
 
     /* The first problem found is the one reported; can_respond is worked out
      * independently of it. */
-    const char *version = sip->sip_request ? sip->sip_request->rq_version
-                                           : sip->sip_status->st_version;
+    const char *version =
+        sip->sip_request ? sip->sip_request->rq_version : sip->sip_status->st_version;
     if (version != sip_version_2_0) { /* sofia-sip interns "SIP/2.0" */
         set_why(why, whylen, "Unsupported SIP version");
         st = SIP_MSG_ERR_INVALID;
@@ -419,8 +419,7 @@ bool sip_msg_can_respond(const sip_msg_t *m)
 
 static sip_method_t method_of(sofia_sip_method_t v)
 {
-    return v >= sip_method_invite && v <= sip_method_publish ? (sip_method_t)v
-                                                             : SIP_METHOD_UNKNOWN;
+    return v >= sip_method_invite && v <= sip_method_publish ? (sip_method_t)v : SIP_METHOD_UNKNOWN;
 }
 
 sip_method_t sip_msg_method(const sip_msg_t *m)
@@ -632,9 +631,8 @@ static void put_header(struct out *o, const char *name, const void *h)
 }
 
 ssize_t sip_msg_build_response(const sip_msg_t *req, int status, const char *phrase,
-                               const char *to_tag, const char *extra_headers,
-                               const char *body_type, const char *body, size_t body_len,
-                               char *out, size_t outlen)
+                               const char *to_tag, const char *extra_headers, const char *body_type,
+                               const char *body, size_t body_len, char *out, size_t outlen)
 {
     if (!sip_msg_can_respond(req) || !out || status < 100 || status > 699)
         return -1;

@@ -21,8 +21,8 @@ static const struct sdp_answer_params OURS = {
     .address = "192.0.2.10", .audio_port = 40000, .session_id = 4242, .username = "confnode"};
 
 /* The fixed part of every answer for OURS: v=, o=, s=, c=, t= */
-#define OUR_HEAD                                                                             \
-    "v=0\r\no=confnode 4242 4242 IN IP4 192.0.2.10\r\ns=confnode\r\nc=IN IP4 192.0.2.10\r\n" \
+#define OUR_HEAD                                                                                   \
+    "v=0\r\no=confnode 4242 4242 IN IP4 192.0.2.10\r\ns=confnode\r\nc=IN IP4 192.0.2.10\r\n"       \
     "t=0 0\r\n"
 
 /* sipp's default uac offer */
@@ -61,8 +61,8 @@ static void expect_answer(const char *offer, const struct sdp_answer_params *par
                           const char *want)
 {
     char out[4096], why[200] = "unset";
-    ssize_t n = sdp_answer_build(offer, strlen(offer), params ? params : &OURS, out,
-                                 sizeof out, why, sizeof why);
+    ssize_t n = sdp_answer_build(offer, strlen(offer), params ? params : &OURS, out, sizeof out,
+                                 why, sizeof why);
     if (n < 0)
         fail_msg("no answer: %s", why);
     assert_string_equal(why, "");
@@ -181,8 +181,7 @@ static void secure_rtp_is_rejected(void **state)
                                   "inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:32\r\n";
     expect_refusal(savp, strlen(savp), "Secure RTP (RTP/SAVP) not offered in a form we accept");
     const char *savpf = OFFER_HEAD "m=audio 6000 UDP/TLS/RTP/SAVPF 0\r\n";
-    expect_refusal(savpf, strlen(savpf),
-                   "Secure RTP (RTP/SAVP) not offered in a form we accept");
+    expect_refusal(savpf, strlen(savpf), "Secure RTP (RTP/SAVP) not offered in a form we accept");
     /* offered next to plain RTP, the plain one is taken */
     expect_answer(OFFER_HEAD "m=audio 6000 RTP/SAVP 0\r\nm=audio 6002 RTP/AVP 0\r\n", NULL,
                   OUR_HEAD "m=audio 0 RTP/SAVP 0\r\n"
@@ -263,23 +262,20 @@ static void bad_parameters_are_refused(void **state)
     struct sdp_answer_params p = OURS;
     p.address = "not an address";
     assert_int_equal(
-        sdp_answer_build(SIPP_OFFER, strlen(SIPP_OFFER), &p, out, sizeof out, why, sizeof why),
-        -1);
+        sdp_answer_build(SIPP_OFFER, strlen(SIPP_OFFER), &p, out, sizeof out, why, sizeof why), -1);
     assert_string_equal(why, "Bad local media address or port");
     p = OURS;
     p.audio_port = 0;
     assert_int_equal(
-        sdp_answer_build(SIPP_OFFER, strlen(SIPP_OFFER), &p, out, sizeof out, why, sizeof why),
-        -1);
+        sdp_answer_build(SIPP_OFFER, strlen(SIPP_OFFER), &p, out, sizeof out, why, sizeof why), -1);
     p = OURS;
     p.username = "two words";
     assert_int_equal(
-        sdp_answer_build(SIPP_OFFER, strlen(SIPP_OFFER), &p, out, sizeof out, why, sizeof why),
-        -1);
+        sdp_answer_build(SIPP_OFFER, strlen(SIPP_OFFER), &p, out, sizeof out, why, sizeof why), -1);
     assert_string_equal(why, "Bad o= username");
-    assert_int_equal(sdp_answer_build(SIPP_OFFER, strlen(SIPP_OFFER), NULL, out, sizeof out,
-                                      why, sizeof why),
-                     -1);
+    assert_int_equal(
+        sdp_answer_build(SIPP_OFFER, strlen(SIPP_OFFER), NULL, out, sizeof out, why, sizeof why),
+        -1);
     /* no username: "-" */
     p = OURS;
     p.username = NULL;
@@ -352,8 +348,7 @@ static void malformed_m_lines_are_refused_before_parsing(void **state)
         expect_refusal(offer, (size_t)n, "SDP parse error: malformed m= line");
     }
     /* a port count and any number of '/' inside the proto are fine */
-    expect_answer(OFFER_HEAD "m=audio 6000/2 RTP/AVP 0\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\n",
-                  NULL,
+    expect_answer(OFFER_HEAD "m=audio 6000/2 RTP/AVP 0\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\n", NULL,
                   OUR_HEAD "m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
                            "a=ptime:20\r\na=sendrecv\r\n"
                            "m=video 0 UDP/TLS/RTP/SAVPF 96\r\n");
@@ -372,8 +367,8 @@ static void an_answer_that_does_not_fit_returns_minus_one(void **state)
                          -1);
         assert_string_equal(why, "SDP answer does not fit");
     }
-    assert_int_equal(
-        sdp_answer_build(offer, strlen(offer), &OURS, out, (size_t)need + 1, NULL, 0), need);
+    assert_int_equal(sdp_answer_build(offer, strlen(offer), &OURS, out, (size_t)need + 1, NULL, 0),
+                     need);
     assert_memory_equal(out, full, (size_t)need + 1);
 }
 

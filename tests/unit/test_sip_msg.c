@@ -31,17 +31,16 @@ static const char SIPP_SDP[] = "v=0\r\n"
 
 /* sipp -sn uac: the INVITE as its default scenario writes it (Content-Length is
  * filled in by fill()) */
-static const char SIPP_INVITE_HEAD[] =
-    "INVITE sip:service@127.0.0.1:5060 SIP/2.0\r\n"
-    "Via: SIP/2.0/UDP 127.0.1.1:5061;branch=z9hG4bK-4242-1-0\r\n"
-    "From: sipp <sip:sipp@127.0.1.1:5061>;tag=4242SIPpTag001\r\n"
-    "To: service <sip:service@127.0.0.1:5060>\r\n"
-    "Call-ID: 1-4242@127.0.1.1\r\n"
-    "CSeq: 1 INVITE\r\n"
-    "Contact: sip:sipp@127.0.1.1:5061\r\n"
-    "Max-Forwards: 70\r\n"
-    "Subject: Performance Test\r\n"
-    "Content-Type: application/sdp\r\n";
+static const char SIPP_INVITE_HEAD[] = "INVITE sip:service@127.0.0.1:5060 SIP/2.0\r\n"
+                                       "Via: SIP/2.0/UDP 127.0.1.1:5061;branch=z9hG4bK-4242-1-0\r\n"
+                                       "From: sipp <sip:sipp@127.0.1.1:5061>;tag=4242SIPpTag001\r\n"
+                                       "To: service <sip:service@127.0.0.1:5060>\r\n"
+                                       "Call-ID: 1-4242@127.0.1.1\r\n"
+                                       "CSeq: 1 INVITE\r\n"
+                                       "Contact: sip:sipp@127.0.1.1:5061\r\n"
+                                       "Max-Forwards: 70\r\n"
+                                       "Subject: Performance Test\r\n"
+                                       "Content-Type: application/sdp\r\n";
 
 static const char SIPP_ACK[] = "ACK sip:service@127.0.0.1:5060 SIP/2.0\r\n"
                                "Via: SIP/2.0/UDP 127.0.1.1:5061;branch=z9hG4bK-4242-1-5\r\n"
@@ -135,12 +134,12 @@ static bool str_is(sip_str_t v, const char *want)
     return v.s && v.len == strlen(want) && memcmp(v.s, want, v.len) == 0;
 }
 
-#define assert_str(v, want)                                                                  \
-    do {                                                                                     \
-        sip_str_t v_ = (v);                                                                  \
-        if (!str_is(v_, want))                                                               \
-            fail_msg("%s is \"%.*s\", expected \"%s\"", #v, v_.s ? (int)v_.len : 6,          \
-                     v_.s ? v_.s : "(null)", want);                                          \
+#define assert_str(v, want)                                                                        \
+    do {                                                                                           \
+        sip_str_t v_ = (v);                                                                        \
+        if (!str_is(v_, want))                                                                     \
+            fail_msg("%s is \"%.*s\", expected \"%s\"", #v, v_.s ? (int)v_.len : 6,                \
+                     v_.s ? v_.s : "(null)", want);                                                \
     } while (0)
 
 static sip_msg_t *parse_ok(const char *buf, size_t len)
@@ -157,8 +156,7 @@ static sip_msg_t *parse_ok(const char *buf, size_t len)
 
 /* Parses `buf`, expects status `st` and the reason `want_why`; returns the message
  * (may be NULL) for further checks. */
-static sip_msg_t *parse_bad(const char *buf, size_t len, sip_msg_status_t st,
-                            const char *want_why)
+static sip_msg_t *parse_bad(const char *buf, size_t len, sip_msg_status_t st, const char *want_why)
 {
     sip_msg_t *m = (sip_msg_t *)0x1; /* must be overwritten */
     char why[200] = "";
@@ -185,8 +183,7 @@ static size_t without_line(char *out, size_t cap, const char *src, const char *p
 }
 
 /* Replaces the first occurrence of `what` in a copy of `src` by `with`. */
-static size_t replaced(char *out, size_t cap, const char *src, const char *what,
-                       const char *with)
+static size_t replaced(char *out, size_t cap, const char *src, const char *what, const char *with)
 {
     const char *at = strstr(src, what);
     assert_non_null(at);
@@ -315,9 +312,8 @@ static void a_response_reports_its_status_and_no_request_fields(void **state)
     assert_str(sip_msg_to_tag(m), "as1");
     assert_int_equal(sip_msg_max_forwards(m), -1);
     char out[1024];
-    assert_int_equal(sip_msg_build_response(m, 200, NULL, NULL, NULL, NULL, NULL, 0, out,
-                                            sizeof out),
-                     -1);
+    assert_int_equal(
+        sip_msg_build_response(m, 200, NULL, NULL, NULL, NULL, NULL, 0, out, sizeof out), -1);
     sip_msg_free(m);
 }
 
@@ -473,10 +469,8 @@ static void each_missing_mandatory_header_is_named(void **state)
         const char *prefix, *why;
         bool answerable;
     } cases[] = {
-        {"Via:", "Missing Via header", false},
-        {"From:", "Missing From header", true},
-        {"To:", "Missing To header", true},
-        {"Call-ID:", "Missing Call-ID header", true},
+        {"Via:", "Missing Via header", false},  {"From:", "Missing From header", true},
+        {"To:", "Missing To header", true},     {"Call-ID:", "Missing Call-ID header", true},
         {"CSeq:", "Missing CSeq header", true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -487,8 +481,8 @@ static void each_missing_mandatory_header_is_named(void **state)
         assert_int_equal(sip_msg_can_respond(m), cases[i].answerable);
         if (m) {
             /* the 400 carries what the request had, and nothing in place of the rest */
-            ssize_t r = sip_msg_build_response(m, 400, NULL, "t1", NULL, NULL, NULL, 0, out,
-                                               sizeof out);
+            ssize_t r =
+                sip_msg_build_response(m, 400, NULL, "t1", NULL, NULL, NULL, 0, out, sizeof out);
             assert_true(r > 0);
             out[r] = '\0';
             assert_null(strstr(out, cases[i].prefix));
@@ -534,8 +528,8 @@ static void a_cseq_method_that_differs_from_the_request_is_invalid(void **state)
     (void)state;
     char buf[1024];
     size_t n = replaced(buf, sizeof buf, OPTIONS, "7 OPTIONS", "7 INVITE");
-    sip_msg_t *m = parse_bad(buf, n, SIP_MSG_ERR_INVALID,
-                             "CSeq method does not match request method");
+    sip_msg_t *m =
+        parse_bad(buf, n, SIP_MSG_ERR_INVALID, "CSeq method does not match request method");
     assert_true(sip_msg_can_respond(m));
     assert_int_equal(sip_msg_method(m), SIP_METHOD_OPTIONS);
     assert_int_equal(sip_msg_cseq_method(m), SIP_METHOD_INVITE);
@@ -651,8 +645,8 @@ static void a_nul_byte_in_the_headers_is_reported(void **state)
 {
     (void)state;
     char buf[1024];
-    size_t n = replaced(buf, sizeof buf, OPTIONS, "Accept: application/sdp",
-                        "Subject: before@after");
+    size_t n =
+        replaced(buf, sizeof buf, OPTIONS, "Accept: application/sdp", "Subject: before@after");
     *strchr(strstr(buf, "Subject:"), '@') = '\0';
     sip_msg_t *m = parse_bad(buf, n, SIP_MSG_ERR_SYNTAX, "NUL byte in message headers");
     /* everything before the NUL was read, so the 400 can go out */
@@ -864,8 +858,8 @@ static void a_built_response_parses_back_with_the_same_identifiers(void **state)
     char buf[4096], out[4096];
     size_t len = fill(buf, sizeof buf, LYNC_MESSAGE_HEAD, "x");
     sip_msg_t *req = parse_ok(buf, len);
-    ssize_t n = sip_msg_build_response(req, 488, NULL, "zz9", "Warning: 399 node1 \"No\"\r\n",
-                                       NULL, NULL, 0, out, sizeof out);
+    ssize_t n = sip_msg_build_response(req, 488, NULL, "zz9", "Warning: 399 node1 \"No\"\r\n", NULL,
+                                       NULL, 0, out, sizeof out);
     assert_true(n > 0);
     sip_msg_t *resp = parse_ok(out, (size_t)n);
     assert_int_equal(sip_msg_status(resp), 488);
@@ -891,16 +885,16 @@ static void a_response_that_does_not_fit_returns_minus_one(void **state)
     sip_msg_t *m = parse_ok(OPTIONS, strlen(OPTIONS));
     char out[1024];
     const char *body = "0123456789";
-    ssize_t need = sip_msg_build_response(m, 200, NULL, "t", NULL, "text/plain", body, 10, out,
-                                          sizeof out);
+    ssize_t need =
+        sip_msg_build_response(m, 200, NULL, "t", NULL, "text/plain", body, 10, out, sizeof out);
     assert_true(need > 0);
     char exact[1024];
     for (size_t cap = 0; cap < (size_t)need; cap++)
         assert_int_equal(
             sip_msg_build_response(m, 200, NULL, "t", NULL, "text/plain", body, 10, exact, cap),
             -1);
-    assert_int_equal(sip_msg_build_response(m, 200, NULL, "t", NULL, "text/plain", body, 10,
-                                            exact, (size_t)need),
+    assert_int_equal(sip_msg_build_response(m, 200, NULL, "t", NULL, "text/plain", body, 10, exact,
+                                            (size_t)need),
                      need);
     assert_memory_equal(exact, out, (size_t)need);
     sip_msg_free(m);
@@ -911,23 +905,21 @@ static void bad_response_arguments_are_refused(void **state)
     (void)state;
     sip_msg_t *m = parse_ok(OPTIONS, strlen(OPTIONS));
     char out[1024];
-    assert_int_equal(sip_msg_build_response(NULL, 200, NULL, NULL, NULL, NULL, NULL, 0, out,
-                                            sizeof out),
-                     -1);
+    assert_int_equal(
+        sip_msg_build_response(NULL, 200, NULL, NULL, NULL, NULL, NULL, 0, out, sizeof out), -1);
     assert_int_equal(
         sip_msg_build_response(m, 99, NULL, NULL, NULL, NULL, NULL, 0, out, sizeof out), -1);
     assert_int_equal(
         sip_msg_build_response(m, 700, NULL, NULL, NULL, NULL, NULL, 0, out, sizeof out), -1);
-    assert_int_equal(sip_msg_build_response(m, 200, "OK\r\nX: y", NULL, NULL, NULL, NULL, 0,
-                                            out, sizeof out),
-                     -1);
-    assert_int_equal(sip_msg_build_response(m, 200, NULL, "bad tag", NULL, NULL, NULL, 0, out,
-                                            sizeof out),
-                     -1);
+    assert_int_equal(
+        sip_msg_build_response(m, 200, "OK\r\nX: y", NULL, NULL, NULL, NULL, 0, out, sizeof out),
+        -1);
+    assert_int_equal(
+        sip_msg_build_response(m, 200, NULL, "bad tag", NULL, NULL, NULL, 0, out, sizeof out), -1);
     assert_int_equal(
         sip_msg_build_response(m, 200, NULL, NULL, NULL, NULL, NULL, 5, out, sizeof out), -1);
-    assert_true(
-        sip_msg_build_response(m, 200, NULL, NULL, NULL, NULL, NULL, 0, out, sizeof out) > 0);
+    assert_true(sip_msg_build_response(m, 200, NULL, NULL, NULL, NULL, NULL, 0, out, sizeof out) >
+                0);
     sip_msg_free(m);
 }
 
@@ -983,8 +975,7 @@ static void *parse_many(void *arg)
         char why[200];
         sip_msg_status_t st = sip_msg_parse(buf, (size_t)n, &m, why, sizeof why);
         bool ok = m != NULL && str_is(sip_msg_call_id(m), want_cid) &&
-                  sip_msg_cseq(m) == k % 100000 &&
-                  sip_msg_method(m) == SIP_METHOD_OPTIONS;
+                  sip_msg_cseq(m) == k % 100000 && sip_msg_method(m) == SIP_METHOD_OPTIONS;
         if (i % 3 == 0)
             ok = ok && st == SIP_MSG_ERR_SYNTAX && strcmp(why, "Multiple Call-ID headers") == 0;
         else
