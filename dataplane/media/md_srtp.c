@@ -6,6 +6,7 @@
 #include "md_srtp.h"
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,14 +21,25 @@ struct md_srtp {
     unsigned use_mki;
 };
 
+/* Boot-time only (not thread-safe): libsrtp2 refuses a second srtp_init. */
+static bool initialised;
+
 md_status_t md_srtp_global_init(void)
 {
-    return srtp_init() == srtp_err_status_ok ? MD_OK : MD_ERR_CRYPTO;
+    if (initialised)
+        return MD_OK;
+    if (srtp_init() != srtp_err_status_ok)
+        return MD_ERR_CRYPTO;
+    initialised = true;
+    return MD_OK;
 }
 
 void md_srtp_global_shutdown(void)
 {
+    if (!initialised)
+        return;
     srtp_shutdown();
+    initialised = false;
 }
 
 static md_status_t map_err(srtp_err_status_t e)

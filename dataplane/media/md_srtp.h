@@ -28,7 +28,8 @@ typedef enum md_srtp_dir { MD_SRTP_INBOUND = 0, MD_SRTP_OUTBOUND = 1 } md_srtp_d
 
 struct md_srtp;
 
-/* Initialises libsrtp2 (once per process, at boot). Returns MD_OK or MD_ERR_CRYPTO. */
+/* Initialises libsrtp2 at boot, before the workers start (a second call does
+ * nothing). Returns MD_OK or MD_ERR_CRYPTO. */
 md_status_t md_srtp_global_init(void);
 void md_srtp_global_shutdown(void);
 
