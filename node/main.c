@@ -6,6 +6,7 @@
 #include "cn_log.h"
 #include "config.h"
 #include "node.h"
+#include "plan.h"
 
 static void usage(FILE *f)
 {
@@ -15,6 +16,11 @@ static void usage(FILE *f)
             "commands:\n"
             "  run -c FILE            run the node in the foreground (Ctrl-C / SIGTERM stops it)\n"
             "  check-config -c FILE   validate a configuration file; exit 0 when valid\n"
+            "  plan -c FILE [--cert CERT.pem]\n"
+            "                         DNS records and certificate SANs the cluster needs; checks\n"
+            "                         CERT (default tls.certificate); exit 0 when nothing is missing\n"
+            "  csr -c FILE --key KEY --out CSR [--key-type ec|rsa]\n"
+            "                         write the cluster certificate request (creates KEY if absent)\n"
             "  version                print the version\n"
             "  help                   this text\n");
 }
@@ -57,6 +63,10 @@ int main(int argc, char **argv)
         printf("confnode %s\n", CONFNODE_VERSION);
         return 0;
     }
+    if (strcmp(cmd, "plan") == 0)
+        return cn_plan_main(argc, argv);
+    if (strcmp(cmd, "csr") == 0)
+        return cn_csr_main(argc, argv);
     if (strcmp(cmd, "run") != 0 && strcmp(cmd, "check-config") != 0) {
         fprintf(stderr, "confnode: unknown command '%s'\n\n", cmd);
         usage(stderr);
