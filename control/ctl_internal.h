@@ -17,6 +17,7 @@
 struct vmr {
     char user[128];
     char domain[128];
+    unsigned worker; /* the worker that hosts this room's conference */
     const struct ctl_vmr_conf *conf;
 };
 

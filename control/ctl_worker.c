@@ -40,6 +40,9 @@ struct ctl_shared *ctl_shared_create(const struct ctl_conf *conf, const struct c
         memcpy(sh->vmrs[i].user, alias, ulen);
         snprintf(sh->vmrs[i].domain, sizeof sh->vmrs[i].domain, "%s", at ? at + 1 : "");
         sh->vmrs[i].conf = &conf->vmrs[i];
+        /* one conference, one worker: its media and its calls' signalling live
+         * there; a pure function of the alias, so every worker agrees unasked */
+        sh->vmrs[i].worker = (unsigned)(ctl_hash(alias, strlen(alias), 0) % n_workers);
     }
     sh->n_vmrs = conf->n_vmrs;
     qsort(sh->vmrs, sh->n_vmrs, sizeof *sh->vmrs, vmr_cmp);
@@ -153,28 +156,50 @@ void ctl_worker_free(struct ctl_worker *cw)
 
 /* ---- entry points ---- */
 
-/* A request handed over by another worker: the peer it came from and its bytes. */
+/* A request handed over to the worker that owns its dialog or conference: the
+ * parsed message itself moves (its owner changes with it), so it is not parsed
+ * twice. */
 struct ctl_forward {
     cn_peer_t from;
-    size_t len;
-    char data[];
+    sip_msg_t *m;
 };
 
-static bool forward(struct ctl_worker *cw, unsigned owner, const char *buf, size_t len,
-                    const cn_peer_t *from)
+/* Takes m on success. */
+static bool forward(struct ctl_worker *cw, unsigned owner, sip_msg_t *m, const cn_peer_t *from)
 {
-    struct ctl_forward *f = malloc(sizeof *f + len);
+    struct ctl_forward *f = malloc(sizeof *f);
     if (!f)
         return false;
     f->from = *from;
-    f->len = len;
-    memcpy(f->data, buf, len);
+    f->m = m;
     if (cw->io.post(cw->io.io, owner, f) != 0) {
         free(f);
         return false;
     }
     cstat_add(&cw->stats->forwarded, 1);
     return true;
+}
+
+/* The worker that must handle m: the one named in our To-tag, or, for a new call
+ * (and its CANCEL) to a room, the room's worker. -1 = this one. */
+static int owner_of(const struct ctl_worker *cw, const sip_msg_t *m)
+{
+    sip_str_t tag = sip_msg_to_tag(m);
+    int owner = -1;
+    if (tag.s) {
+        owner = ctl_tag_owner(tag.s, tag.len);
+    } else {
+        sip_method_t meth = sip_msg_method(m);
+        if (meth == SIP_METHOD_INVITE || meth == SIP_METHOD_CANCEL) {
+            const struct vmr *v =
+                ctl_vmr_find(cw->sh, sip_msg_ruri_user(m), sip_msg_ruri_host(m));
+            if (v)
+                owner = (int)v->worker;
+        }
+    }
+    if (owner < 0 || (unsigned)owner == cw->id || (unsigned)owner >= cw->sh->n_workers)
+        return -1;
+    return owner;
 }
 
 static void bad_request(struct ctl_worker *cw, sip_msg_t *m, const cn_peer_t *from,
@@ -199,8 +224,8 @@ static void bad_request(struct ctl_worker *cw, sip_msg_t *m, const cn_peer_t *fr
         cw->io.close(cw->io.io, from);
 }
 
-static void handle(struct ctl_worker *cw, const char *buf, size_t len, const cn_peer_t *from,
-                   uint64_t now, bool forwarded)
+void ctl_on_message(struct ctl_worker *cw, const char *buf, size_t len, const cn_peer_t *from,
+                    uint64_t now)
 {
     cw->now = now;
     sip_msg_t *m = NULL;
@@ -215,12 +240,11 @@ static void handle(struct ctl_worker *cw, const char *buf, size_t len, const cn_
         sip_msg_free(m);
         return;
     }
-    sip_str_t tag = sip_msg_to_tag(m);
-    int owner = tag.s ? ctl_tag_owner(tag.s, tag.len) : -1;
-    if (!forwarded && owner >= 0 && (unsigned)owner != cw->id &&
-        (unsigned)owner < cw->sh->n_workers) {
-        if (!forward(cw, (unsigned)owner, buf, len, from) &&
-            sip_msg_method(m) != SIP_METHOD_ACK) {
+    int owner = owner_of(cw, m);
+    if (owner >= 0) {
+        if (forward(cw, (unsigned)owner, m, from))
+            return;
+        if (sip_msg_method(m) != SIP_METHOD_ACK) {
             cstat_add(&cw->stats->overload_rejects, 1);
             ctl_send_stateless(cw, m, from, 503, "Retry-After: 1\r\n");
         }
@@ -230,16 +254,18 @@ static void handle(struct ctl_worker *cw, const char *buf, size_t len, const cn_
     ctl_uas_request(cw, m, from, now);
 }
 
-void ctl_on_message(struct ctl_worker *cw, const char *buf, size_t len, const cn_peer_t *from,
-                    uint64_t now)
-{
-    handle(cw, buf, len, from, now, false);
-}
-
 void ctl_on_post(struct ctl_worker *cw, void *msg, uint64_t now)
 {
     struct ctl_forward *f = msg;
-    handle(cw, f->data, f->len, &f->from, now, true);
+    ctl_uas_request(cw, f->m, &f->from, now);
+    free(f);
+}
+
+void ctl_forward_free(void *msg)
+{
+    struct ctl_forward *f = msg;
+    if (f)
+        sip_msg_free(f->m);
     free(f);
 }
 

@@ -64,6 +64,8 @@ void ctl_on_message(struct ctl_worker *cw, const char *buf, size_t len, const cn
 void ctl_on_bad_frame(struct ctl_worker *cw, const char *buf, size_t len,
                       const cn_peer_t *from, const char *why, uint64_t now);
 void ctl_on_post(struct ctl_worker *cw, void *msg, uint64_t now);
+/* Frees a posted message that will never be delivered (shutdown). */
+void ctl_forward_free(void *msg);
 /* Runs due timers; returns ms to the next one or -1. */
 int64_t ctl_tick(struct ctl_worker *cw, uint64_t now);
 

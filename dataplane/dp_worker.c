@@ -1031,8 +1031,12 @@ void dp_engine_free(struct dp_engine *e)
         /* messages still in flight belong to nobody now */
         for (size_t i = 0; i < (size_t)e->n * e->n; i++) {
             struct ring_slot s;
-            while (e->rings[i] && dp_ring_dequeue(e->rings[i], &s) == 0)
-                free(s.ptr);
+            while (e->rings[i] && dp_ring_dequeue(e->rings[i], &s) == 0) {
+                if (s.kind == RING_POST && e->h.post_free)
+                    e->h.post_free(s.ptr);
+                else
+                    free(s.ptr);
+            }
             dp_ring_free(e->rings[i]);
         }
         free(e->rings);

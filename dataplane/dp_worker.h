@@ -43,6 +43,9 @@ typedef struct dp_handler {
     int64_t (*tick)(void *ctx, uint64_t now_ms);
     /* A message another worker sent with dp_post(); the handler owns it. */
     void (*post)(void *ctx, void *msg, uint64_t now_ms);
+    /* Frees a posted message that will not be delivered (shutdown). May be called
+     * from any thread once the workers have stopped. */
+    void (*post_free)(void *msg);
     /* At worker exit, after the last message. */
     void (*stop)(void *ctx);
     void *arg;

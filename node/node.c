@@ -64,7 +64,7 @@ static void h_post(void *ctx, void *msg, uint64_t now)
     if (ctx)
         ctl_on_post(ctx, msg, now);
     else
-        free(msg);
+        ctl_forward_free(msg);
 }
 
 static void h_stop(void *ctx) { ctl_worker_free(ctx); }
@@ -186,6 +186,7 @@ int cn_node_run(const struct cn_config *cfg)
                       .bad_frame = h_bad_frame,
                       .tick = h_tick,
                       .post = h_post,
+                      .post_free = ctl_forward_free,
                       .stop = h_stop,
                       .arg = &n};
     if (!(n.dp = dp_engine_create(&cfg->dp, &h, err, sizeof err))) {

@@ -41,7 +41,7 @@ static int rec_post(void *io, unsigned to, void *msg)
 {
     (void)io;
     rec.posts[to]++;
-    free(rec.last_post);
+    ctl_forward_free(rec.last_post);
     rec.last_post = msg;
     return 0;
 }
@@ -106,7 +106,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     ctl_worker_free(f->cw);
     ctl_shared_free(f->sh);
-    free(rec.last_post);
+    ctl_forward_free(rec.last_post);
     rec.last_post = NULL;
     free(f);
     return 0;
@@ -454,6 +454,39 @@ static void in_dialog_requests_go_to_the_worker_named_in_the_tag(void **state)
     assert_int_equal(stat(&f->stats.forwarded), 1);
 }
 
+/* Each room's calls go to one worker; the two workers agree which without asking. */
+static void a_new_call_goes_to_the_worker_hosting_the_room(void **state)
+{
+    struct fixture *f = *state;
+    ctl_io_t io = {.send = rec_send, .post = rec_post, .close = rec_close, .io = NULL};
+    struct ctl_stats st1;
+    memset(&st1, 0, sizeof st1);
+    struct ctl_worker *w1 = ctl_worker_create(f->sh, 1, &io, &st1);
+    assert_non_null(w1);
+    const char *rooms[] = {"meet", "ring"};
+    for (int i = 0; i < 2; i++) {
+        char m[4096], br[32], cid[32];
+        snprintf(br, sizeof br, "z9hG4bK-h%d", i);
+        snprintf(cid, sizeof cid, "host-%d", i);
+        size_t n = req(m, sizeof m, "INVITE", rooms[i], br, cid, 1, NULL, NULL, SDP_PCMU);
+        memset(&rec, 0, sizeof rec);
+        ctl_on_message(f->cw, m, n, &f->udp, f->now);
+        int on0 = rec.posts[1] == 0;
+        assert_true(on0 ? rec.n >= 2 : rec.n == 0); /* answered here or handed over */
+        ctl_forward_free(rec.last_post);
+        memset(&rec, 0, sizeof rec);
+        snprintf(br, sizeof br, "z9hG4bK-k%d", i);
+        snprintf(cid, sizeof cid, "host1-%d", i);
+        n = req(m, sizeof m, "INVITE", rooms[i], br, cid, 1, NULL, NULL, SDP_PCMU);
+        ctl_on_message(w1, m, n, &f->udp, f->now);
+        assert_int_equal(rec.posts[0], on0 ? 1 : 0);
+        assert_true(on0 ? rec.n == 0 : rec.n >= 2);
+        ctl_forward_free(rec.last_post);
+        rec.last_post = NULL;
+    }
+    ctl_worker_free(w1);
+}
+
 static void transaction_limit_answers_503_with_retry_after(void **state)
 {
     struct fixture *f = *state;
@@ -508,6 +541,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(missing_call_id_gets_400_with_a_warning, setup, teardown),
         cmocka_unit_test_setup_teardown(garbage_on_a_stream_closes_it, setup, teardown),
         cmocka_unit_test_setup_teardown(in_dialog_requests_go_to_the_worker_named_in_the_tag,
+                                        setup_w0_of_2, teardown),
+        cmocka_unit_test_setup_teardown(a_new_call_goes_to_the_worker_hosting_the_room,
                                         setup_w0_of_2, teardown),
         cmocka_unit_test_setup_teardown(transaction_limit_answers_503_with_retry_after, setup,
                                         teardown),
