@@ -65,8 +65,7 @@ cl_status_t cl_table_count(struct cl_table *t, const char *conf, int64_t delta, 
 /* keep_tombstone: mark released instead of deleting (degraded mode). */
 cl_status_t cl_table_release(struct cl_table *t, const char *conf, bool keep_tombstone);
 /* Live nodes sorted by name into a malloc'd array (*out NULL when n is 0). */
-cl_status_t cl_table_nodes(struct cl_table *t, uint64_t now, struct cl_node_info **out,
-                           size_t *n);
+cl_status_t cl_table_nodes(struct cl_table *t, uint64_t now, struct cl_node_info **out, size_t *n);
 /* Fills the owner fields of out from the node table. */
 void cl_table_fill_owner(struct cl_table *t, const char *owner, uint64_t now, struct cl_claim *out);
 /* Drops remote conferences whose owner is no longer alive and dead remote nodes. */

@@ -141,20 +141,18 @@ static const char lua_lookup[] =
     "return {cur[1], tonumber(cur[2] or '0'), ttl, f[1] or '', f[2] or ''}\n";
 
 /* KEYS: conf key. ARGV: delta. Returns nil or {count, owner}. */
-static const char lua_count[] =
-    "if redis.call('EXISTS', KEYS[1]) == 0 then return false end\n"
-    "local n = redis.call('HINCRBY', KEYS[1], 'count', ARGV[1])\n"
-    "if n < 0 then redis.call('HSET', KEYS[1], 'count', 0) n = 0 end\n"
-    "return {n, redis.call('HGET', KEYS[1], 'owner')}\n";
+static const char lua_count[] = "if redis.call('EXISTS', KEYS[1]) == 0 then return false end\n"
+                                "local n = redis.call('HINCRBY', KEYS[1], 'count', ARGV[1])\n"
+                                "if n < 0 then redis.call('HSET', KEYS[1], 'count', 0) n = 0 end\n"
+                                "return {n, redis.call('HGET', KEYS[1], 'owner')}\n";
 
 /* KEYS: conf key. ARGV: prefix self conf. Returns 1 released, 0 not owner, -1 none. */
-static const char lua_release[] =
-    "local o = redis.call('HGET', KEYS[1], 'owner')\n"
-    "if not o then return -1 end\n"
-    "if o ~= ARGV[2] then return 0 end\n"
-    "redis.call('DEL', KEYS[1])\n"
-    "redis.call('SREM', ARGV[1] .. 'owned:' .. ARGV[2], ARGV[3])\n"
-    "return 1\n";
+static const char lua_release[] = "local o = redis.call('HGET', KEYS[1], 'owner')\n"
+                                  "if not o then return -1 end\n"
+                                  "if o ~= ARGV[2] then return 0 end\n"
+                                  "redis.call('DEL', KEYS[1])\n"
+                                  "redis.call('SREM', ARGV[1] .. 'owned:' .. ARGV[2], ARGV[3])\n"
+                                  "return 1\n";
 
 /* KEYS: conf key. ARGV: prefix self conf count. The conference goes to the live
  * claimant hosting more participants, ties to the smaller name.
@@ -547,8 +545,8 @@ static void link_failed(struct cl_redis *r, const char *reason)
            r->s->conf.self.name, r->target[0] ? r->target : "-", reason, r->backoff);
     r->state = LINK_IDLE;
     r->retry_at = now + r->backoff;
-    r->backoff = r->backoff * 2 > r->s->conf.retry_max_ms ? r->s->conf.retry_max_ms
-                                                          : r->backoff * 2;
+    r->backoff =
+        r->backoff * 2 > r->s->conf.retry_max_ms ? r->s->conf.retry_max_ms : r->backoff * 2;
     cl_set_degraded(r->s, true, reason);
     struct cl_conn *d = r->data, *q = r->query;
     r->data = r->query = NULL;
@@ -728,7 +726,8 @@ static void conn_gone(struct cl_conn *c)
     }
 }
 
-/* ---- replies ----------------------------------------------------------------------------------- */
+/* ---- replies -----------------------------------------------------------------------------------
+ */
 
 static void remember_owner(struct cl_redis *r, const char *conf, const char *owner, int64_t count,
                            long long pttl, const redisReply *fqdn, const redisReply *addrs)
@@ -977,8 +976,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
     switch (op->kind) {
     case CL_OP_ROLE: {
-        bool master = array_of(x, 1) && is_str(x->element[0]) &&
-                      strcmp(x->element[0]->str, "master") == 0;
+        bool master =
+            array_of(x, 1) && is_str(x->element[0]) && strcmp(x->element[0]->str, "master") == 0;
         cl_op_free(op);
         if (!current || r->state != LINK_CONNECTING)
             return;
@@ -1004,7 +1003,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
 }
 
-/* ---- the Sentinel subscription ----------------------------------------------------------------- */
+/* ---- the Sentinel subscription -----------------------------------------------------------------
+ */
 
 static void on_sub(redisAsyncContext *ac, void *reply, void *privdata)
 {
@@ -1054,7 +1054,8 @@ static void sub_start(struct cl_redis *r)
     }
 }
 
-/* ---- timers ------------------------------------------------------------------------------------ */
+/* ---- timers ------------------------------------------------------------------------------------
+ */
 
 static uint64_t conn_deadline(const struct cl_redis *r, const struct cl_conn *c)
 {
@@ -1109,7 +1110,8 @@ void cl_redis_timers(struct cl_redis *r, uint64_t now)
         sub_start(r);
 }
 
-/* ---- lifetime ------------------------------------------------------------------------------------ */
+/* ---- lifetime
+ * ------------------------------------------------------------------------------------ */
 
 struct cl_redis *cl_redis_create(struct cl_store *s, char *err, size_t errlen)
 {

@@ -81,19 +81,19 @@ struct cl_node_info {
     char location[CL_NAME_MAX];
     char sip_fqdn[CL_FQDN_MAX];
     char addresses[CL_ADDRS_MAX];
-    uint32_t load;      /* active calls (plus conferences placed since the heartbeat) */
-    bool draining;      /* takes no new conferences */
-    uint64_t lease_ms;  /* when read: lease time left */
+    uint32_t load;     /* active calls (plus conferences placed since the heartbeat) */
+    bool draining;     /* takes no new conferences */
+    uint64_t lease_ms; /* when read: lease time left */
 };
 
 /* The answer to a claim or a lookup. */
 struct cl_claim {
     char owner[CL_NAME_MAX];
-    char owner_fqdn[CL_FQDN_MAX];      /* "" when not known */
+    char owner_fqdn[CL_FQDN_MAX];       /* "" when not known */
     char owner_addresses[CL_ADDRS_MAX]; /* "" when not known */
-    bool mine;    /* owner is this node */
-    bool placed;  /* this claim placed it (new, or moved off a dead owner) */
-    bool local;   /* answered from local state (standalone or degraded) */
+    bool mine;                          /* owner is this node */
+    bool placed;                        /* this claim placed it (new, or moved off a dead owner) */
+    bool local;                         /* answered from local state (standalone or degraded) */
     int64_t count;
 };
 
@@ -102,8 +102,8 @@ struct cl_store_conf {
     /* This node: name (required), location, sip_fqdn, addresses, load, draining.
      * lease_ms is ignored. */
     struct cl_node_info self;
-    uint32_t lease_ttl_ms;  /* default 15000 */
-    uint32_t heartbeat_ms;  /* default 5000; must be < lease_ttl_ms */
+    uint32_t lease_ttl_ms; /* default 15000 */
+    uint32_t heartbeat_ms; /* default 5000; must be < lease_ttl_ms */
     /* redis: either `redis` ("127.0.0.1:6379", "[::1]:6379") or sentinels +
      * master_name. IP literals only: resolving a name would block. */
     char redis[CL_HOSTPORT_MAX];
@@ -182,14 +182,14 @@ void cl_store_set_draining(struct cl_store *s, bool on);
 
 struct cl_store_status {
     cl_mode_t mode;
-    bool connected;               /* redis: a verified primary is in use */
-    bool degraded;                /* redis: answering from local state */
-    uint64_t degraded_since_ms;   /* monotonic (the store's clock), 0 when not */
-    int64_t degraded_since_unix;  /* wall clock seconds, 0 when not */
+    bool connected;                /* redis: a verified primary is in use */
+    bool degraded;                 /* redis: answering from local state */
+    uint64_t degraded_since_ms;    /* monotonic (the store's clock), 0 when not */
+    int64_t degraded_since_unix;   /* wall clock seconds, 0 when not */
     char primary[CL_HOSTPORT_MAX]; /* current or last primary, "" before the first */
-    uint64_t reconnects;          /* successful connections after the first */
-    uint64_t failovers;           /* primary address changes seen */
-    size_t conferences_local;     /* conferences this node owns in its local state */
+    uint64_t reconnects;           /* successful connections after the first */
+    uint64_t failovers;            /* primary address changes seen */
+    size_t conferences_local;      /* conferences this node owns in its local state */
 };
 
 /* Fills st; zeroes it for NULL. */

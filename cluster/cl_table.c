@@ -162,8 +162,7 @@ void cl_table_conf_del(struct cl_table *t, const char *conf)
     }
 }
 
-void cl_table_conf_each(struct cl_table *t, void (*fn)(void *arg, struct cl_conf_ent *e),
-                        void *arg)
+void cl_table_conf_each(struct cl_table *t, void (*fn)(void *arg, struct cl_conf_ent *e), void *arg)
 {
     for (size_t i = 0; i < t->n_buckets; i++) {
         struct cl_conf_ent *e = t->buckets[i];
@@ -185,8 +184,7 @@ void cl_table_fill_owner(struct cl_table *t, const char *owner, uint64_t now, st
     out->mine = self && strcmp(self->info.name, owner) == 0;
     const struct cl_node_ent *n = cl_table_node(t, owner);
     snprintf(out->owner_fqdn, sizeof out->owner_fqdn, "%s", n ? n->info.sip_fqdn : "");
-    snprintf(out->owner_addresses, sizeof out->owner_addresses, "%s",
-             n ? n->info.addresses : "");
+    snprintf(out->owner_addresses, sizeof out->owner_addresses, "%s", n ? n->info.addresses : "");
 }
 
 /* The node a new conference goes to: least loaded, live, not draining; in
@@ -222,8 +220,8 @@ cl_status_t cl_table_claim(struct cl_table *t, const char *conf, const char *loc
         return CL_OK;
     }
     struct cl_node_ent *self = cl_table_self(t);
-    struct cl_node_ent *n = prefer_self ? (self->info.draining ? NULL : self)
-                                        : pick_node(t, location, now);
+    struct cl_node_ent *n =
+        prefer_self ? (self->info.draining ? NULL : self) : pick_node(t, location, now);
     if (!n)
         return CL_ERR_NO_NODE;
     if (!c && !(c = cl_table_conf_put(t, conf)))

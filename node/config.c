@@ -620,8 +620,9 @@ static void cf_set_cluster_nodes(struct cf_ctx *c, const struct cf_key *k,
     (void)k;
     struct cluster_conf *cl = dst;
     if (!config_setting_is_list(s)) {
-        cf_error(c, s, field, "expected a list ( { name = \"...\"; fqdn = \"...\"; "
-                              "address = \"...\"; }, ... ), got %s",
+        cf_error(c, s, field,
+                 "expected a list ( { name = \"...\"; fqdn = \"...\"; "
+                 "address = \"...\"; }, ... ), got %s",
                  cf_type_name(s));
         return;
     }
@@ -755,7 +756,6 @@ static const struct cf_key cluster_keys[] = {
     CF_SECONDS("heartbeat", cluster.heartbeat_ms, 1, 1800),
     {.name = "nodes", .set = cf_set_cluster_nodes, CF_CFG(cluster)},
 };
-
 
 /* Keys of one vmrs entry; offsets into struct ctl_vmr_conf. */
 static const struct cf_key vmr_keys[] = {

@@ -5,6 +5,7 @@
 
 #include "cn_log.h"
 #include "config.h"
+#include "doctor.h"
 #include "node.h"
 #include "plan.h"
 
@@ -17,10 +18,12 @@ static void usage(FILE *f)
             "  run -c FILE            run the node in the foreground (Ctrl-C / SIGTERM stops it)\n"
             "  check-config -c FILE   validate a configuration file; exit 0 when valid\n"
             "  plan -c FILE [--cert CERT.pem]\n"
-            "                         DNS records and certificate SANs the cluster needs; checks\n"
-            "                         CERT (default tls.certificate); exit 0 when nothing is missing\n"
+            "                         DNS records and certificate SANs the cluster needs;\n"
+            "                         checks CERT (default tls.certificate): 0 = nothing missing\n"
             "  csr -c FILE --key KEY --out CSR [--key-type ec|rsa]\n"
-            "                         write the cluster certificate request (creates KEY if absent)\n"
+            "                         write the cluster's certificate request (new KEY if absent)\n"
+            "  doctor DOMAIN [--dns HOST:PORT] [--ca FILE] [--json] [--timeout SECONDS]\n"
+            "                         federation readiness of DOMAIN as a federated edge sees it\n"
             "  version                print the version\n"
             "  help                   this text\n");
 }
@@ -67,6 +70,8 @@ int main(int argc, char **argv)
         return cn_plan_main(argc, argv);
     if (strcmp(cmd, "csr") == 0)
         return cn_csr_main(argc, argv);
+    if (strcmp(cmd, "doctor") == 0)
+        return cn_cmd_doctor(argc - 1, argv + 1);
     if (strcmp(cmd, "run") != 0 && strcmp(cmd, "check-config") != 0) {
         fprintf(stderr, "confnode: unknown command '%s'\n\n", cmd);
         usage(stderr);

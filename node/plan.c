@@ -53,8 +53,8 @@ int cn_plan_build(const struct cn_config *cfg, struct cn_plan *p, char *err, siz
 {
     memset(p, 0, sizeof *p);
     const struct cluster_conf *cl = &cfg->cluster;
-    lower_copy(p->srv_domain, sizeof p->srv_domain, cl->srv_domain[0] ? cl->srv_domain
-                                                                      : cfg->ctl.domain);
+    lower_copy(p->srv_domain, sizeof p->srv_domain,
+               cl->srv_domain[0] ? cl->srv_domain : cfg->ctl.domain);
     if (cl->srv_target[0]) {
         lower_copy(p->srv_target, sizeof p->srv_target, cl->srv_target);
     } else {
@@ -76,14 +76,16 @@ int cn_plan_build(const struct cn_config *cfg, struct cn_plan *p, char *err, siz
     }
     if (cl->n_nodes == 0) {
         if (!cl->sip_fqdn[0]) {
-            snprintf(err, errlen, "%s: no cluster.nodes and no cluster.sip_fqdn: nothing to plan "
-                                  "(list the nodes: name, fqdn, address)",
+            snprintf(err, errlen,
+                     "%s: no cluster.nodes and no cluster.sip_fqdn: nothing to plan "
+                     "(list the nodes: name, fqdn, address)",
                      cfg->path[0] ? cfg->path : "config");
             return -1;
         }
         if (is_unspecified(cfg->dp.listen)) {
-            snprintf(err, errlen, "%s: sip.listen is %s: list the nodes with their public "
-                                  "addresses in cluster.nodes",
+            snprintf(err, errlen,
+                     "%s: sip.listen is %s: list the nodes with their public "
+                     "addresses in cluster.nodes",
                      cfg->path[0] ? cfg->path : "config", cfg->dp.listen);
             return -1;
         }
@@ -126,8 +128,8 @@ void cn_plan_print(const struct cn_plan *p, FILE *out)
     size_t signaling = 0;
     for (size_t i = 0; i < p->n_nodes; i++)
         signaling += p->nodes[i].signaling;
-    fprintf(out, "; confnode plan: %s, %zu node%s (%zu in the %s round robin)\n;\n",
-            p->srv_domain, p->n_nodes, p->n_nodes == 1 ? "" : "s", signaling, p->srv_target);
+    fprintf(out, "; confnode plan: %s, %zu node%s (%zu in the %s round robin)\n;\n", p->srv_domain,
+            p->n_nodes, p->n_nodes == 1 ? "" : "s", signaling, p->srv_target);
     fprintf(out, "; DNS records (zone-file lines)\n");
     fprintf(out, "_sipfederationtls._tcp.%s. %d IN SRV 1 100 %u %s.\n", p->srv_domain, PLAN_TTL,
             p->port, p->srv_target);
@@ -243,8 +245,9 @@ int cn_plan_check_cert(const struct cn_plan *p, const char *path, FILE *out, cha
         }
     }
     if (strcasecmp(cn, p->srv_target) != 0)
-        fprintf(out, ";   subject CN is \"%s\"; the plan says %s (the SAN entries are what "
-                     "peers check)\n",
+        fprintf(out,
+                ";   subject CN is \"%s\"; the plan says %s (the SAN entries are what "
+                "peers check)\n",
                 cn, p->srv_target);
     if (X509_get_extension_flags(x) & EXFLAG_XKUSAGE) {
         uint32_t xku = X509_get_extended_key_usage(x);
@@ -364,9 +367,9 @@ int cn_plan_write_csr(const struct cn_plan *p, const char *key_path, cn_key_type
     req = X509_REQ_new();
     exts = sk_X509_EXTENSION_new_null();
     X509_EXTENSION *san = san_extension(p), *eku = eku_extension();
-    X509_EXTENSION *ku = X509V3_EXT_conf_nid(
-        NULL, NULL, NID_key_usage,
-        rsa ? "critical,digitalSignature,keyEncipherment" : "critical,digitalSignature");
+    X509_EXTENSION *ku = X509V3_EXT_conf_nid(NULL, NULL, NID_key_usage,
+                                             rsa ? "critical,digitalSignature,keyEncipherment"
+                                                 : "critical,digitalSignature");
     bool pushed = exts && san && eku && ku;
     X509_EXTENSION *all[] = {san, eku, ku};
     for (size_t i = 0; i < 3; i++) {
@@ -377,8 +380,8 @@ int cn_plan_write_csr(const struct cn_plan *p, const char *key_path, cn_key_type
     }
     X509_NAME *name = req ? X509_REQ_get_subject_name(req) : NULL;
     if (!req || !pushed || !X509_REQ_set_version(req, X509_REQ_VERSION_1) ||
-        !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                    (const unsigned char *)p->srv_target, -1, -1, 0) ||
+        !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)p->srv_target,
+                                    -1, -1, 0) ||
         !X509_REQ_add_extensions(req, exts) || !X509_REQ_set_pubkey(req, key) ||
         !X509_REQ_sign(req, key, EVP_sha256())) {
         ssl_reason(err, errlen, "cannot build the request for", csr_path);
@@ -409,7 +412,8 @@ out:
     return rc;
 }
 
-/* ---- the subcommands -------------------------------------------------------------------------- */
+/* ---- the subcommands --------------------------------------------------------------------------
+ */
 
 struct plan_args {
     const char *config, *cert, *key, *out, *key_type;
@@ -424,8 +428,8 @@ static int parse_args(int argc, char **argv, struct plan_args *a, bool csr)
         const char **dst;
         bool for_csr;
     } opts[] = {
-        {"--config", &a->config, true}, {"--cert", &a->cert, false},
-        {"--key", &a->key, true},       {"--out", &a->out, true},
+        {"--config", &a->config, true},     {"--cert", &a->cert, false},
+        {"--key", &a->key, true},           {"--out", &a->out, true},
         {"--key-type", &a->key_type, true},
     };
     memset(a, 0, sizeof *a);
@@ -555,8 +559,7 @@ void cn_plan_store_conf(const struct cn_config *cfg, struct cl_store_conf *out)
     snprintf(out->self.addresses, sizeof out->self.addresses, "%s", cfg->dp.listen);
     for (size_t i = 0; i < cl->n_nodes; i++)
         if (strcmp(cl->nodes[i].name, cfg->node.name) == 0)
-            snprintf(out->self.addresses, sizeof out->self.addresses, "%s",
-                     cl->nodes[i].address);
+            snprintf(out->self.addresses, sizeof out->self.addresses, "%s", cl->nodes[i].address);
     out->lease_ttl_ms = cl->lease_ttl_ms;
     out->heartbeat_ms = cl->heartbeat_ms;
     snprintf(out->redis, sizeof out->redis, "%s", cl->redis);

@@ -169,8 +169,9 @@ static void plan_without_nodes_is_this_node_alone_and_needs_its_fqdn(void **stat
     struct cn_plan p;
     char err[1024];
     const char *path = tmp_path("alone.conf");
-    write_file(path, "sip: { tls_port = 0; listen = \"192.0.2.7\"; domain = \"vc.example.org\"; };\n"
-                     "cluster: { sip_fqdn = \"node.vc.example.org\"; };\n");
+    write_file(path,
+               "sip: { tls_port = 0; listen = \"192.0.2.7\"; domain = \"vc.example.org\"; };\n"
+               "cluster: { sip_fqdn = \"node.vc.example.org\"; };\n");
     assert_int_equal(cn_config_load(path, &cfg, err, sizeof err), 0);
     assert_int_equal(cn_plan_build(&cfg, &p, err, sizeof err), 0);
     assert_string_equal(p.srv_domain, "vc.example.org");
@@ -312,7 +313,8 @@ static void commands_exit_with_what_the_plan_found(void **state)
                                  "DNS:sip.example.com,DNS:node1.example.com,DNS:node2.example.com,"
                                  "DNS:media1.example.com",
                                  "serverAuth,clientAuth");
-    const char *partial = make_cert("cmd-partial.pem", "DNS:sip.example.com", "serverAuth,clientAuth");
+    const char *partial =
+        make_cert("cmd-partial.pem", "DNS:sip.example.com", "serverAuth,clientAuth");
     const char *key = tmp_path("cmd-rsa.key"), *csr = tmp_path("cmd-rsa.csr");
 
     fflush(stdout);
@@ -321,13 +323,13 @@ static void commands_exit_with_what_the_plan_found(void **state)
     assert_non_null(quiet);
     dup2(fileno(quiet), 1);
     char *plan_full[] = {"confnode", "plan", "-c", (char *)conf, "--cert", (char *)full};
-    char *plan_partial[] = {"confnode", "plan", "--config", (char *)conf, "--cert",
-                            (char *)partial};
+    char *plan_partial[] = {"confnode",   "plan",   "--config",
+                            (char *)conf, "--cert", (char *)partial};
     char *plan_default[] = {"confnode", "plan", "-c", (char *)conf}; /* tls.certificate absent */
     char *plan_bad[] = {"confnode", "plan", "-c", (char *)conf, "--key", "x"};
     char *plan_nocfg[] = {"confnode", "plan"};
-    char *csr_rsa[] = {"confnode", "csr", "-c", (char *)conf, "--key", (char *)key,
-                       "--out", (char *)csr, "--key-type=rsa"};
+    char *csr_rsa[] = {"confnode",  "csr",   "-c",        (char *)conf,    "--key",
+                       (char *)key, "--out", (char *)csr, "--key-type=rsa"};
     char *csr_nokey[] = {"confnode", "csr", "-c", (char *)conf, "--out", (char *)csr};
     int rc_full = cn_plan_main(6, plan_full);
     int rc_partial = cn_plan_main(6, plan_partial);

@@ -119,9 +119,26 @@ static pid_t redis_start(int port, int replica_of)
     snprintf(p, sizeof p, "%d", port);
     snprintf(rp, sizeof rp, "%d", replica_of);
     snprintf(log, sizeof log, "redis-%d.log", port);
-    char *argv[] = {"redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "",
-                    "--appendonly", "no", "--dir", tmpdir, "--daemonize", "no",
-                    replica_of > 0 ? "--replicaof" : NULL, "127.0.0.1", rp, NULL};
+    /* no persistence; a replica syncs at once (not after the 5 s diskless delay) */
+    char *argv[] = {"redis-server",
+                    "--port",
+                    p,
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    tmpdir,
+                    "--daemonize",
+                    "no",
+                    "--repl-diskless-sync-delay",
+                    "0",
+                    replica_of > 0 ? "--replicaof" : NULL,
+                    "127.0.0.1",
+                    rp,
+                    NULL};
     pid_t pid = spawn(argv, log);
     wait_ping(port);
     return pid;
@@ -216,9 +233,8 @@ static void on_lost(void *arg, const char *conf, const char *winner)
     l->calls++;
 }
 
-static struct cl_store *store_with(const char *name, const char *location, uint32_t load,
-                                   int port, const int *sentinels, size_t n_sentinels,
-                                   struct lost *lost)
+static struct cl_store *store_with(const char *name, const char *location, uint32_t load, int port,
+                                   const int *sentinels, size_t n_sentinels, struct lost *lost)
 {
     struct cl_store_conf conf;
     cl_store_conf_defaults(&conf);
@@ -452,8 +468,11 @@ static void claim_goes_to_the_least_loaded_live_node_of_the_location(void **stat
     struct one_redis *rd = *state;
     struct cl_store *a = store("a", "east", 5, rd->port);
     assert_true(pump(&a, 1, connected, a, 3000));
-    struct cl_node_info b = {.name = "b", .location = "east", .load = 1,
-                             .sip_fqdn = "b.example.com", .addresses = "192.0.2.11"};
+    struct cl_node_info b = {.name = "b",
+                             .location = "east",
+                             .load = 1,
+                             .sip_fqdn = "b.example.com",
+                             .addresses = "192.0.2.11"};
     struct cl_node_info c = {.name = "c", .location = "west", .load = 0};
     struct counter n = {0, 2};
     struct result rb = {.done = &n}, rc = {.done = &n};
@@ -679,8 +698,7 @@ static void restarted_empty_redis_gets_the_lease_and_conferences_back(void **sta
     cl_store_free(a);
 }
 
-static void conflicting_local_claims_go_to_the_bigger_conference_then_the_smaller_name(
-    void **state)
+static void conflicting_local_claims_go_to_the_bigger_conference_then_the_smaller_name(void **state)
 {
     struct one_redis *rd = *state;
     struct lost la = {0}, lb = {0};
@@ -793,7 +811,7 @@ static void store_follows_a_sentinel_failover_to_the_new_primary(void **state)
     int p1 = free_port(), p2 = free_port();
     pid_t primary = redis_start(p1, 0);
     pid_t replica = redis_start(p2, p1);
-    for (int i = 0; i < 200 && !replica_in_sync(p2); i++)
+    for (int i = 0; i < 400 && !replica_in_sync(p2); i++)
         usleep(25000);
     assert_true(replica_in_sync(p2));
     int sp[3];
@@ -854,21 +872,19 @@ int main(void)
             teardown_redis),
         cmocka_unit_test_setup_teardown(claim_goes_to_the_least_loaded_live_node_of_the_location,
                                         setup_redis, teardown_redis),
-        cmocka_unit_test_setup_teardown(
-            conferences_of_a_node_whose_lease_expired_are_placed_again, setup_redis,
-            teardown_redis),
+        cmocka_unit_test_setup_teardown(conferences_of_a_node_whose_lease_expired_are_placed_again,
+                                        setup_redis, teardown_redis),
         cmocka_unit_test_setup_teardown(a_draining_node_gets_no_new_conferences, setup_redis,
                                         teardown_redis),
         cmocka_unit_test_setup_teardown(counts_lookups_and_release_follow_the_owner, setup_redis,
                                         teardown_redis),
-        cmocka_unit_test_setup_teardown(
-            unreachable_redis_degrades_to_local_answers_then_reconciles, setup_redis,
-            teardown_redis),
+        cmocka_unit_test_setup_teardown(unreachable_redis_degrades_to_local_answers_then_reconciles,
+                                        setup_redis, teardown_redis),
         cmocka_unit_test_setup_teardown(restarted_empty_redis_gets_the_lease_and_conferences_back,
                                         setup_redis, teardown_redis),
         cmocka_unit_test_setup_teardown(
-            conflicting_local_claims_go_to_the_bigger_conference_then_the_smaller_name,
-            setup_redis, teardown_redis),
+            conflicting_local_claims_go_to_the_bigger_conference_then_the_smaller_name, setup_redis,
+            teardown_redis),
         cmocka_unit_test_setup_teardown(a_replica_is_not_taken_for_the_primary, setup_redis,
                                         teardown_redis),
         cmocka_unit_test(store_follows_a_sentinel_failover_to_the_new_primary),

@@ -743,12 +743,12 @@ static void cluster_redis_mode_needs_a_server_or_sentinels_not_both(void **state
 static void cluster_addresses_must_be_ip_and_port(void **state)
 {
     (void)state;
-    assert_cluster_error("cluster: {\n  redis = \"redis.example.com:6379\";\n};\n", "redis =",
-                         "cluster.redis", "must be IP:port or [IPv6]:port");
-    assert_cluster_error("cluster: {\n  redis = \"127.0.0.1:0\";\n};\n", "redis =",
-                         "cluster.redis", "must be IP:port");
-    assert_cluster_error("cluster: {\n  redis = \"::1:6379\";\n};\n", "redis =",
-                         "cluster.redis", "must be IP:port");
+    assert_cluster_error("cluster: {\n  redis = \"redis.example.com:6379\";\n};\n",
+                         "redis =", "cluster.redis", "must be IP:port or [IPv6]:port");
+    assert_cluster_error("cluster: {\n  redis = \"127.0.0.1:0\";\n};\n", "redis =", "cluster.redis",
+                         "must be IP:port");
+    assert_cluster_error("cluster: {\n  redis = \"::1:6379\";\n};\n", "redis =", "cluster.redis",
+                         "must be IP:port");
     assert_cluster_error("cluster: {\n  sentinels = [ \"127.0.0.1:26379\",\n"
                          "    \"127.0.0.1\" ];\n};\n",
                          "\"127.0.0.1\" ]", "cluster.sentinels[1]", "(got \"127.0.0.1\")");
