@@ -130,14 +130,13 @@ struct evp_srtp {
     EVP_CIPHER_CTX *ctr;
     EVP_MAC_CTX *mac;
     uint8_t salt[14];
-    uint32_t roc;      /* sender: rollover counter */
-    uint16_t s_l;      /* receiver: highest sequence number seen */
+    uint32_t roc; /* sender: rollover counter */
+    uint16_t s_l; /* receiver: highest sequence number seen */
     bool seen;
 };
 
 /* RFC 3711 section 4.3: AES-CM PRF with label, key derivation rate 0. */
-static int kdf(const uint8_t *master, const uint8_t *msalt, uint8_t label, uint8_t *out,
-               size_t n)
+static int kdf(const uint8_t *master, const uint8_t *msalt, uint8_t label, uint8_t *out, size_t n)
 {
     uint8_t iv[16] = {0}, zero[32] = {0};
     memcpy(iv, msalt, 14);
@@ -459,7 +458,8 @@ int main(int argc, char **argv)
         syspath = "libsrtp2.so.1";
 
     printf("srtp_bench: protect+unprotect pairs/s on one core, %d-byte RTP (%d-byte payload), "
-           "%.1f s per figure\n", PKT, PAYLOAD, seconds);
+           "%.1f s per figure\n",
+           PKT, PAYLOAD, seconds);
     machine();
 
     /* Which libsrtp2 is linked: NSS already in the process means Debian's package. */
@@ -519,22 +519,26 @@ int main(int argc, char **argv)
         }
         long dd = a[s].pairs_per_s > 0 ? verify_md(&sys, (md_srtp_suite_t)s, key) : -1;
         c[s] = run_md((md_srtp_suite_t)s, key);
-        printf("    %-26s %10.0f pairs/s  (output vs (a): %s)\n",
-               md_suite_name((md_srtp_suite_t)s), c[s].pairs_per_s,
-               dd == 0 ? "byte-identical" : dd < 0 ? "not compared" : "DIFFERENT");
+        printf("    %-26s %10.0f pairs/s  (output vs (a): %s)\n", md_suite_name((md_srtp_suite_t)s),
+               c[s].pairs_per_s,
+               dd == 0  ? "byte-identical"
+               : dd < 0 ? "not compared"
+                        : "DIFFERENT");
         bad |= dd > 0 || !c[s].ok;
     }
 
     printf("\nratios\n");
     if (a[0].pairs_per_s > 0) {
-        printf("    (b)/(a) %-26s %6.2fx\n", "AES_CM_128_HMAC_SHA1_80", b.pairs_per_s / a[0].pairs_per_s);
+        printf("    (b)/(a) %-26s %6.2fx\n", "AES_CM_128_HMAC_SHA1_80",
+               b.pairs_per_s / a[0].pairs_per_s);
         for (unsigned s = 0; s < MD_SUITE_COUNT; s++)
             if (a[s].pairs_per_s > 0 && c[s].pairs_per_s > 0)
                 printf("    (c)/(a) %-26s %6.2fx\n", md_suite_name((md_srtp_suite_t)s),
                        c[s].pairs_per_s / a[s].pairs_per_s);
     }
     if (c[0].pairs_per_s > 0)
-        printf("    (c)/(b) %-26s %6.2fx\n", "AES_CM_128_HMAC_SHA1_80", c[0].pairs_per_s / b.pairs_per_s);
+        printf("    (c)/(b) %-26s %6.2fx\n", "AES_CM_128_HMAC_SHA1_80",
+               c[0].pairs_per_s / b.pairs_per_s);
     printf("\n%s\n", bad ? "RESULT: FAILED (see DIFFERENT/ERRORS above)" : "RESULT: ok");
     md_srtp_global_shutdown();
     return bad ? 1 : 0;

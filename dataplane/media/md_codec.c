@@ -31,10 +31,14 @@ int md_codec_static_pt(md_codec_id_t id)
 const char *md_codec_name(md_codec_id_t id)
 {
     switch (id) {
-    case MD_CODEC_PCMU: return "PCMU";
-    case MD_CODEC_PCMA: return "PCMA";
-    case MD_CODEC_OPUS: return "opus";
-    default: return "?";
+    case MD_CODEC_PCMU:
+        return "PCMU";
+    case MD_CODEC_PCMA:
+        return "PCMA";
+    case MD_CODEC_OPUS:
+        return "opus";
+    default:
+        return "?";
     }
 }
 

@@ -20,7 +20,12 @@
 #define MD_FRAME_SAMPLES (MD_MIX_RATE * MD_FRAME_MS / 1000) /* 160 */
 #define MD_OPUS_MAX_PACKET 400 /* bytes we ever produce for one 20 ms frame */
 
-typedef enum md_codec_id { MD_CODEC_PCMU = 0, MD_CODEC_PCMA, MD_CODEC_OPUS, MD_CODEC_COUNT } md_codec_id_t;
+typedef enum md_codec_id {
+    MD_CODEC_PCMU = 0,
+    MD_CODEC_PCMA,
+    MD_CODEC_OPUS,
+    MD_CODEC_COUNT
+} md_codec_id_t;
 
 struct md_dec;
 struct md_enc;

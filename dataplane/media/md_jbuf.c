@@ -26,8 +26,7 @@ void md_jbuf_reset(struct md_jbuf *jb)
     jb->underrun_run = 0;
 }
 
-static void store(struct md_jbuf *jb, uint16_t seq, uint32_t ts, const uint8_t *payload,
-                  size_t len)
+static void store(struct md_jbuf *jb, uint16_t seq, uint32_t ts, const uint8_t *payload, size_t len)
 {
     struct md_jb_slot *s = &jb->slot[seq & MASK];
     s->used = true;

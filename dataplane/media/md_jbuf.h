@@ -17,32 +17,32 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MD_JB_SLOTS 8          /* ring size (a power of two): 160 ms of audio */
-#define MD_JB_MAX_PAYLOAD 320  /* G.711 is 160; Opus 20 ms at up to 128 kbit/s */
-#define MD_JB_DEFAULT_DEPTH 3  /* 60 ms of buffering before playout */
+#define MD_JB_SLOTS 8         /* ring size (a power of two): 160 ms of audio */
+#define MD_JB_MAX_PAYLOAD 320 /* G.711 is 160; Opus 20 ms at up to 128 kbit/s */
+#define MD_JB_DEFAULT_DEPTH 3 /* 60 ms of buffering before playout */
 
 typedef enum md_jb_push {
     MD_JB_QUEUED = 0,
-    MD_JB_LATE,       /* its playout time has passed: dropped */
-    MD_JB_DUPLICATE,  /* already buffered: dropped */
-    MD_JB_TOO_BIG,    /* payload larger than MD_JB_MAX_PAYLOAD: dropped */
-    MD_JB_RESYNC,     /* too far ahead: the buffer was flushed and re-anchored on it */
+    MD_JB_LATE,      /* its playout time has passed: dropped */
+    MD_JB_DUPLICATE, /* already buffered: dropped */
+    MD_JB_TOO_BIG,   /* payload larger than MD_JB_MAX_PAYLOAD: dropped */
+    MD_JB_RESYNC,    /* too far ahead: the buffer was flushed and re-anchored on it */
 } md_jb_push_t;
 
 typedef enum md_jb_pop {
-    MD_JB_FRAME = 0,  /* a frame to decode */
-    MD_JB_LOST,       /* conceal this tick (missing frame or underrun) */
-    MD_JB_EMPTY,      /* not playing: nothing to conceal, the participant is silent */
+    MD_JB_FRAME = 0, /* a frame to decode */
+    MD_JB_LOST,      /* conceal this tick (missing frame or underrun) */
+    MD_JB_EMPTY,     /* not playing: nothing to conceal, the participant is silent */
 } md_jb_pop_t;
 
 struct md_jb_stats {
-    uint64_t received;  /* queued packets */
+    uint64_t received; /* queued packets */
     uint64_t played;
     uint64_t late;
     uint64_t duplicate;
     uint64_t too_big;
-    uint64_t lost;      /* skipped sequence numbers */
-    uint64_t underrun;  /* ticks with nothing buffered while playing */
+    uint64_t lost;     /* skipped sequence numbers */
+    uint64_t underrun; /* ticks with nothing buffered while playing */
     uint64_t resync;
 };
 
@@ -57,10 +57,10 @@ struct md_jb_slot {
 struct md_jbuf {
     struct md_jb_slot slot[MD_JB_SLOTS];
     unsigned depth;
-    bool anchored;      /* next_seq is meaningful */
+    bool anchored; /* next_seq is meaningful */
     bool playing;
-    uint16_t next_seq;  /* next sequence number to play */
-    uint16_t highest;   /* highest sequence number buffered or played */
+    uint16_t next_seq; /* next sequence number to play */
+    uint16_t highest;  /* highest sequence number buffered or played */
     unsigned buffered;
     unsigned fill_ticks;
     unsigned underrun_run;

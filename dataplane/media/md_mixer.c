@@ -9,14 +9,14 @@
 
 struct party {
     bool used;
-    bool has_frame;        /* a decoded or concealed frame this tick */
-    bool mixed;            /* among the selected speakers this tick */
+    bool has_frame; /* a decoded or concealed frame this tick */
+    bool mixed;     /* among the selected speakers this tick */
     md_codec_id_t codec;
     struct md_dec *dec;
-    struct md_enc *enc;    /* its own encoder, for the mix minus itself */
-    uint32_t energy;       /* mean square of this tick's frame */
-    uint32_t level;        /* smoothed energy */
-    const uint8_t *out;    /* this tick's payload for it as a listener */
+    struct md_enc *enc; /* its own encoder, for the mix minus itself */
+    uint32_t energy;    /* mean square of this tick's frame */
+    uint32_t level;     /* smoothed energy */
+    const uint8_t *out; /* this tick's payload for it as a listener */
     int out_len;
     struct md_jbuf jb;
     int16_t pcm[MD_FRAME_SAMPLES];
@@ -28,13 +28,13 @@ struct md_mixer {
     struct md_mixer_stats st;
     uint64_t next_due;
     int dominant;
-    int pending;           /* candidate for dominant speaker */
+    int pending; /* candidate for dominant speaker */
     unsigned pending_ticks;
     unsigned n_sel;
     int sel[MD_MIX_MAX_SPEAKERS];
-    unsigned n_codec[MD_CODEC_COUNT];            /* participants per codec */
-    struct md_enc *shared_enc[MD_CODEC_COUNT];   /* full mix, one per codec */
-    int shared_len[MD_CODEC_COUNT];              /* -1: not encoded this tick */
+    unsigned n_codec[MD_CODEC_COUNT];          /* participants per codec */
+    struct md_enc *shared_enc[MD_CODEC_COUNT]; /* full mix, one per codec */
+    int shared_len[MD_CODEC_COUNT];            /* -1: not encoded this tick */
     uint8_t shared_out[MD_CODEC_COUNT][MD_OPUS_MAX_PACKET];
     int32_t sum[MD_FRAME_SAMPLES];
     int16_t mix[MD_FRAME_SAMPLES];

@@ -30,26 +30,26 @@
 #define MD_MIX_MAX_SPEAKERS 8
 
 struct md_mixer_cfg {
-    unsigned n_speakers;   /* loudest N mixed, 1..MD_MIX_MAX_SPEAKERS (default 3) */
-    unsigned switch_ticks; /* dominant-speaker hysteresis (default 15 = 300 ms) */
-    unsigned margin_pct;   /* a new dominant speaker exceeds the current level by this
-                              many percent (default 100: twice the energy, +3 dB) */
-    uint32_t budget_us;    /* a tick that runs longer counts as an overrun (default 5000) */
-    uint32_t silence_level;/* mean-square level under which nobody is a speaker
-                              (default 1000, about -60 dBFS) */
-    unsigned jb_depth;     /* jitter buffer depth in frames (default MD_JB_DEFAULT_DEPTH) */
+    unsigned n_speakers;    /* loudest N mixed, 1..MD_MIX_MAX_SPEAKERS (default 3) */
+    unsigned switch_ticks;  /* dominant-speaker hysteresis (default 15 = 300 ms) */
+    unsigned margin_pct;    /* a new dominant speaker exceeds the current level by this
+                               many percent (default 100: twice the energy, +3 dB) */
+    uint32_t budget_us;     /* a tick that runs longer counts as an overrun (default 5000) */
+    uint32_t silence_level; /* mean-square level under which nobody is a speaker
+                               (default 1000, about -60 dBFS) */
+    unsigned jb_depth;      /* jitter buffer depth in frames (default MD_JB_DEFAULT_DEPTH) */
 };
 
 struct md_mixer_stats {
     uint64_t ticks;
-    uint64_t frames_mixed;     /* speaker frames summed into a mix */
-    uint64_t overrun_slow;     /* ticks that took longer than budget_us */
-    uint64_t overrun_late;     /* ticks started more than half a frame after their due time */
+    uint64_t frames_mixed; /* speaker frames summed into a mix */
+    uint64_t overrun_slow; /* ticks that took longer than budget_us */
+    uint64_t overrun_late; /* ticks started more than half a frame after their due time */
     uint64_t encodes;
-    uint64_t encode_shared;    /* listener outputs served by a shared (per codec) encoding */
+    uint64_t encode_shared; /* listener outputs served by a shared (per codec) encoding */
     uint64_t decode_errors;
     uint64_t encode_errors;
-    uint64_t concealed;        /* lost frames concealed */
+    uint64_t concealed; /* lost frames concealed */
     uint64_t speaker_switches;
 };
 

@@ -33,20 +33,34 @@ static inline void wr32(uint8_t *p, uint32_t v)
 const char *md_status_str(int status)
 {
     switch (status) {
-    case MD_OK: return "ok";
-    case MD_ERR_TRUNCATED: return "truncated";
-    case MD_ERR_VERSION: return "bad version";
-    case MD_ERR_MALFORMED: return "malformed";
-    case MD_ERR_NOSPACE: return "no space";
-    case MD_ERR_PARAM: return "bad parameter";
-    case MD_ERR_UNSUPPORTED: return "unsupported";
-    case MD_ERR_AUTH: return "authentication failed";
-    case MD_ERR_REPLAY: return "replayed";
-    case MD_ERR_CRYPTO: return "crypto error";
-    case MD_ERR_CODEC: return "codec error";
-    case MD_ERR_NOMEM: return "out of memory";
-    case MD_ERR_FULL: return "table full";
-    default: return "unknown";
+    case MD_OK:
+        return "ok";
+    case MD_ERR_TRUNCATED:
+        return "truncated";
+    case MD_ERR_VERSION:
+        return "bad version";
+    case MD_ERR_MALFORMED:
+        return "malformed";
+    case MD_ERR_NOSPACE:
+        return "no space";
+    case MD_ERR_PARAM:
+        return "bad parameter";
+    case MD_ERR_UNSUPPORTED:
+        return "unsupported";
+    case MD_ERR_AUTH:
+        return "authentication failed";
+    case MD_ERR_REPLAY:
+        return "replayed";
+    case MD_ERR_CRYPTO:
+        return "crypto error";
+    case MD_ERR_CODEC:
+        return "codec error";
+    case MD_ERR_NOMEM:
+        return "out of memory";
+    case MD_ERR_FULL:
+        return "table full";
+    default:
+        return "unknown";
     }
 }
 
@@ -111,8 +125,8 @@ uint32_t md_rtp_csrc(const struct md_rtp *r, unsigned i)
     return i < r->cc ? rd32(r->csrc + 4 * (size_t)i) : 0;
 }
 
-int md_rtp_out_header(struct md_rtp_out *s, uint8_t *buf, size_t cap, bool marker,
-                      uint32_t ts_step, size_t payload_len)
+int md_rtp_out_header(struct md_rtp_out *s, uint8_t *buf, size_t cap, bool marker, uint32_t ts_step,
+                      size_t payload_len)
 {
     if (cap < MD_RTP_HDR_MIN)
         return MD_ERR_NOSPACE;
@@ -221,8 +235,7 @@ int md_rtcp_next(const uint8_t *buf, size_t len, size_t *off, struct md_rtcp *ou
         out->media_ssrc = rd32(b + 4);
         out->fci = b + 8;
         out->fci_len = body_len - 8;
-        if (out->type == MD_RTCP_RTPFB && out->count == MD_RTCP_FMT_NACK &&
-            out->fci_len % 4 != 0)
+        if (out->type == MD_RTCP_RTPFB && out->count == MD_RTCP_FMT_NACK && out->fci_len % 4 != 0)
             return MD_ERR_MALFORMED;
         if (out->type == MD_RTCP_PSFB && out->count == MD_RTCP_FMT_FIR && out->fci_len % 8 != 0)
             return MD_ERR_MALFORMED;

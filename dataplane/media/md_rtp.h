@@ -27,19 +27,19 @@ struct md_rtp {
     bool padding;
     bool extension;
     bool marker;
-    uint8_t cc;               /* number of CSRCs */
-    uint8_t pt;               /* payload type, 0..127 */
+    uint8_t cc; /* number of CSRCs */
+    uint8_t pt; /* payload type, 0..127 */
     uint16_t seq;
     uint32_t ts;
     uint32_t ssrc;
-    const uint8_t *csrc;      /* cc big-endian 32-bit words (use md_rtp_csrc) */
-    uint16_t ext_profile;     /* "defined by profile" field, when extension */
-    const uint8_t *ext;       /* extension data (after its 4-byte header) */
-    size_t ext_len;           /* bytes, a multiple of 4 */
-    size_t header_len;        /* fixed header + CSRCs + extension */
-    const uint8_t *payload;   /* view between the header and the padding */
+    const uint8_t *csrc;    /* cc big-endian 32-bit words (use md_rtp_csrc) */
+    uint16_t ext_profile;   /* "defined by profile" field, when extension */
+    const uint8_t *ext;     /* extension data (after its 4-byte header) */
+    size_t ext_len;         /* bytes, a multiple of 4 */
+    size_t header_len;      /* fixed header + CSRCs + extension */
+    const uint8_t *payload; /* view between the header and the padding */
     size_t payload_len;
-    uint8_t pad_len;          /* padding bytes counted by the last octet (0 if none) */
+    uint8_t pad_len; /* padding bytes counted by the last octet (0 if none) */
 };
 
 /* Parses one RTP packet of len bytes.
@@ -88,18 +88,18 @@ static inline void md_rtp_set_pt(uint8_t *pkt, uint8_t pt)
 /* An outgoing RTP stream: the sender state for one SSRC (owner: one worker). */
 struct md_rtp_out {
     uint32_t ssrc;
-    uint16_t seq;  /* next sequence number to send */
-    uint32_t ts;   /* timestamp of the next frame */
+    uint16_t seq; /* next sequence number to send */
+    uint32_t ts;  /* timestamp of the next frame */
     uint8_t pt;
-    uint32_t packets;  /* for RTCP SR */
-    uint32_t octets;   /* payload octets, for RTCP SR */
+    uint32_t packets; /* for RTCP SR */
+    uint32_t octets;  /* payload octets, for RTCP SR */
 };
 
 /* Writes a 12-byte RTP header for the next packet of the stream (no CSRC, no
  * extension), then advances seq by 1, ts by ts_step and the SR counters by
  * payload_len. Returns 12 or MD_ERR_NOSPACE (cap < 12; the stream is unchanged). */
-int md_rtp_out_header(struct md_rtp_out *s, uint8_t *buf, size_t cap, bool marker,
-                      uint32_t ts_step, size_t payload_len);
+int md_rtp_out_header(struct md_rtp_out *s, uint8_t *buf, size_t cap, bool marker, uint32_t ts_step,
+                      size_t payload_len);
 
 /* Serial-number arithmetic on 16-bit sequence numbers (RFC 1982): a - b in -32768..32767. */
 static inline int16_t md_seq_diff(uint16_t a, uint16_t b)
@@ -142,7 +142,7 @@ enum { MD_RTCP_FMT_NACK = 1, MD_RTCP_FMT_PLI = 1, MD_RTCP_FMT_FIR = 4 };
 struct md_rtcp_rblock {
     uint32_t ssrc;
     uint8_t fraction_lost;
-    int32_t cum_lost;      /* 24-bit signed */
+    int32_t cum_lost; /* 24-bit signed */
     uint32_t ext_high_seq;
     uint32_t jitter;
     uint32_t lsr;
@@ -151,15 +151,15 @@ struct md_rtcp_rblock {
 
 /* One packet of a compound RTCP datagram. Views point into the datagram. */
 struct md_rtcp {
-    uint8_t type;          /* 200..206, other values are passed through as-is */
-    uint8_t count;         /* RC / SC / FMT field */
+    uint8_t type;  /* 200..206, other values are passed through as-is */
+    uint8_t count; /* RC / SC / FMT field */
     bool padding;
-    const uint8_t *raw;    /* the whole packet, header included */
+    const uint8_t *raw; /* the whole packet, header included */
     size_t raw_len;
-    const uint8_t *body;   /* after the 4-byte header, padding excluded */
+    const uint8_t *body; /* after the 4-byte header, padding excluded */
     size_t body_len;
-    uint32_t ssrc;         /* packet sender (SR, RR, RTPFB, PSFB, APP), first SSRC of
-                              a BYE or first chunk of an SDES; 0 if absent */
+    uint32_t ssrc; /* packet sender (SR, RR, RTPFB, PSFB, APP), first SSRC of
+                      a BYE or first chunk of an SDES; 0 if absent */
     /* SR only */
     uint64_t ntp;
     uint32_t rtp_ts;

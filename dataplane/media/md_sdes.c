@@ -196,8 +196,7 @@ static md_status_t parse_key_extras(const char *p, const char *end, struct md_cr
                     return MD_ERR_MALFORMED;
                 c->lifetime = (uint64_t)1 << v;
             } else {
-                if (!parse_dec(&p, field_end, 19, UINT64_MAX / 10, &v) || p != field_end ||
-                    v == 0)
+                if (!parse_dec(&p, field_end, 19, UINT64_MAX / 10, &v) || p != field_end || v == 0)
                     return MD_ERR_MALFORMED;
                 c->lifetime = v;
             }
@@ -307,8 +306,8 @@ int md_sdes_format(char *buf, size_t cap, const struct md_crypto *c)
     char wsh[24] = "";
     if (c->wsh != 0)
         snprintf(wsh, sizeof wsh, " WSH=%u", (unsigned)c->wsh);
-    int w = snprintf(buf, cap, "%u %s inline:%s%s%s", (unsigned)c->tag, suites[c->suite].name,
-                     b64, extras, wsh);
+    int w = snprintf(buf, cap, "%u %s inline:%s%s%s", (unsigned)c->tag, suites[c->suite].name, b64,
+                     extras, wsh);
     if (w < 0 || (size_t)w >= cap)
         return MD_ERR_NOSPACE;
     return w;

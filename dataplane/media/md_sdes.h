@@ -27,14 +27,14 @@ typedef enum md_srtp_suite {
 #define MD_SDES_MAX_LINE 160      /* longest value md_sdes_format writes, with margin */
 
 struct md_crypto {
-    uint32_t tag;          /* 0..999999999 */
+    uint32_t tag; /* 0..999999999 */
     md_srtp_suite_t suite;
     uint8_t key[MD_SRTP_MAX_MASTER_LEN]; /* master key followed by master salt */
-    uint8_t key_len;       /* md_suite_key_len(suite) + md_suite_salt_len(suite) */
-    uint64_t lifetime;     /* packets; 0 = not given */
-    uint32_t mki;          /* MKI value, meaningful when mki_len > 0 */
-    uint8_t mki_len;       /* MKI length in bytes, 0 = no MKI; at most 4 */
-    uint32_t wsh;          /* window size hint, 0 = not given */
+    uint8_t key_len;                     /* md_suite_key_len(suite) + md_suite_salt_len(suite) */
+    uint64_t lifetime;                   /* packets; 0 = not given */
+    uint32_t mki;                        /* MKI value, meaningful when mki_len > 0 */
+    uint8_t mki_len;                     /* MKI length in bytes, 0 = no MKI; at most 4 */
+    uint32_t wsh;                        /* window size hint, 0 = not given */
 };
 
 /* The suite's SDP name ("AES_CM_128_HMAC_SHA1_80"), NULL for an invalid value. */

@@ -45,16 +45,23 @@ void md_srtp_global_shutdown(void)
 static md_status_t map_err(srtp_err_status_t e)
 {
     switch (e) {
-    case srtp_err_status_ok: return MD_OK;
-    case srtp_err_status_auth_fail: return MD_ERR_AUTH;
+    case srtp_err_status_ok:
+        return MD_OK;
+    case srtp_err_status_auth_fail:
+        return MD_ERR_AUTH;
     case srtp_err_status_replay_fail:
-    case srtp_err_status_replay_old: return MD_ERR_REPLAY;
-    case srtp_err_status_alloc_fail: return MD_ERR_NOMEM;
-    case srtp_err_status_bad_param: return MD_ERR_PARAM;
+    case srtp_err_status_replay_old:
+        return MD_ERR_REPLAY;
+    case srtp_err_status_alloc_fail:
+        return MD_ERR_NOMEM;
+    case srtp_err_status_bad_param:
+        return MD_ERR_PARAM;
     case srtp_err_status_cipher_fail:
     case srtp_err_status_no_such_op:
-    case srtp_err_status_bad_mki: return MD_ERR_CRYPTO;
-    default: return MD_ERR_CRYPTO;
+    case srtp_err_status_bad_mki:
+        return MD_ERR_CRYPTO;
+    default:
+        return MD_ERR_CRYPTO;
     }
 }
 

@@ -100,8 +100,8 @@ bool md_vswitch_wants(const struct md_vswitch *vs, int rx, int src)
     return vs->rx[rx].cur == src || vs->rx[rx].want == src;
 }
 
-int md_vswitch_forward(struct md_vswitch *vs, int r, int s, const struct md_rtp *hdr,
-                       uint8_t *pkt, bool keyframe, uint64_t now_ms)
+int md_vswitch_forward(struct md_vswitch *vs, int r, int s, const struct md_rtp *hdr, uint8_t *pkt,
+                       bool keyframe, uint64_t now_ms)
 {
     if (!valid(r) || !valid(s) || !vs->rx[r].used || !vs->src[s].used)
         return MD_ERR_PARAM;

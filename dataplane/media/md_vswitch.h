@@ -34,30 +34,30 @@ typedef enum md_video_codec { MD_VIDEO_VP8 = 0, MD_VIDEO_H264 } md_video_codec_t
 typedef enum md_kf_req_type { MD_KF_PLI = 0, MD_KF_FIR } md_kf_req_type_t;
 
 struct md_kf_req {
-    int src;              /* participant to send the request to */
+    int src; /* participant to send the request to */
     md_kf_req_type_t type;
-    uint8_t fir_seq;      /* FIR command sequence number for that source */
+    uint8_t fir_seq; /* FIR command sequence number for that source */
 };
 
 struct md_vsw_rx {
     bool used;
-    bool started;         /* something was forwarded */
+    bool started; /* something was forwarded */
     uint32_t out_ssrc;
-    int cur;              /* source being forwarded, -1 none */
-    int want;             /* source to switch to on its next keyframe, -1 none */
+    int cur;  /* source being forwarded, -1 none */
+    int want; /* source to switch to on its next keyframe, -1 none */
     uint16_t seq_off;
     uint32_t ts_off;
-    uint16_t last_seq;    /* last sequence number sent */
-    uint32_t last_ts;     /* last timestamp sent */
-    uint16_t first_in_seq;/* first input sequence number of the current source */
-    uint64_t last_ms;     /* when the last packet was sent */
+    uint16_t last_seq;     /* last sequence number sent */
+    uint32_t last_ts;      /* last timestamp sent */
+    uint16_t first_in_seq; /* first input sequence number of the current source */
+    uint64_t last_ms;      /* when the last packet was sent */
     uint64_t forwarded;
     uint64_t switches;
 };
 
 struct md_vsw_src {
     bool used;
-    bool kf_wanted;       /* a receiver waits for a keyframe of this source */
+    bool kf_wanted; /* a receiver waits for a keyframe of this source */
     bool pli_due;
     uint64_t last_req_ms;
     uint8_t fir_seq;

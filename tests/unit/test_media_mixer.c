@@ -35,16 +35,16 @@ struct sim {
     md_codec_id_t codec[MAXP];
     double freq[MAXP];
     double amp[MAXP];
-    struct md_enc *enc[MAXP];   /* what each participant sends */
-    struct md_dec *dec[MAXP];   /* how each participant hears its output */
+    struct md_enc *enc[MAXP]; /* what each participant sends */
+    struct md_dec *dec[MAXP]; /* how each participant hears its output */
     uint16_t seq;
     uint64_t now_us;
     size_t sample;
     int16_t heard[MAXP][MD_FRAME_SAMPLES]; /* last decoded output per listener */
 };
 
-static void sim_init(struct sim *s, const struct md_mixer_cfg *cfg, unsigned n,
-                     const double *freq, const double *amp, const md_codec_id_t *codec)
+static void sim_init(struct sim *s, const struct md_mixer_cfg *cfg, unsigned n, const double *freq,
+                     const double *amp, const md_codec_id_t *codec)
 {
     memset(s, 0, sizeof *s);
     assert_int_equal(md_mixer_create(&s->mx, cfg), MD_OK);
@@ -77,8 +77,8 @@ static int sim_tick(struct sim *s)
     for (unsigned i = 0; i < s->n; i++) {
         int16_t pcm[MD_FRAME_SAMPLES];
         for (unsigned k = 0; k < MD_FRAME_SAMPLES; k++)
-            pcm[k] = (int16_t)lrint(s->amp[i] * sin(2.0 * M_PI * s->freq[i] *
-                                                    (double)(s->sample + k) / MD_MIX_RATE));
+            pcm[k] = (int16_t)lrint(
+                s->amp[i] * sin(2.0 * M_PI * s->freq[i] * (double)(s->sample + k) / MD_MIX_RATE));
         uint8_t pay[MD_OPUS_MAX_PACKET];
         int len = md_enc_frame(s->enc[i], pcm, pay, sizeof pay);
         assert_true(len > 0);
@@ -93,8 +93,7 @@ static int sim_tick(struct sim *s)
         const uint8_t *out;
         int len = md_mixer_output(s->mx, s->id[i], &out);
         assert_true(len > 0);
-        assert_int_equal(md_dec_frame(s->dec[i], out, (size_t)len, s->heard[i]),
-                         MD_FRAME_SAMPLES);
+        assert_int_equal(md_dec_frame(s->dec[i], out, (size_t)len, s->heard[i]), MD_FRAME_SAMPLES);
     }
     return changed;
 }

@@ -49,9 +49,8 @@ static const uint8_t *guarded(const uint8_t *buf, size_t len)
  * payload "hello", 3 bytes of padding. */
 static const uint8_t full_pkt[] = {
     0xb2, 0xef, 0x12, 0x34, 0xde, 0xad, 0xbe, 0xef, 0x01, 0x02, 0x03, 0x04,
-    0xa1, 0xa2, 0xa3, 0xa4, 0xb1, 0xb2, 0xb3, 0xb4,
-    0xbe, 0xde, 0x00, 0x01, 0x10, 0xaa, 0x00, 0x00,
-    'h', 'e', 'l', 'l', 'o', 0x00, 0x00, 0x03,
+    0xa1, 0xa2, 0xa3, 0xa4, 0xb1, 0xb2, 0xb3, 0xb4, 0xbe, 0xde, 0x00, 0x01,
+    0x10, 0xaa, 0x00, 0x00, 'h',  'e',  'l',  'l',  'o',  0x00, 0x00, 0x03,
 };
 
 static void rtp_parse_reads_every_header_field(void **state)
@@ -183,13 +182,18 @@ static void demux_separates_rtp_rtcp_stun_and_dtls(void **state)
 static size_t build_compound(uint8_t *buf, size_t cap)
 {
     struct md_rtcp_rblock rb[2] = {
-        {.ssrc = 0x11111111, .fraction_lost = 25, .cum_lost = -3, .ext_high_seq = 70000,
-         .jitter = 12, .lsr = 0xabcd0000, .dlsr = 65536},
+        {.ssrc = 0x11111111,
+         .fraction_lost = 25,
+         .cum_lost = -3,
+         .ext_high_seq = 70000,
+         .jitter = 12,
+         .lsr = 0xabcd0000,
+         .dlsr = 65536},
         {.ssrc = 0x22222222, .fraction_lost = 0, .cum_lost = 8388607, .ext_high_seq = 5},
     };
     size_t n = 0;
-    int w = md_rtcp_build_sr(buf, cap, 0xfeedface, 0x0123456789abcdefull, 160000, 1000, 160000,
-                             rb, 2);
+    int w =
+        md_rtcp_build_sr(buf, cap, 0xfeedface, 0x0123456789abcdefull, 160000, 1000, 160000, rb, 2);
     assert_int_equal(w, 28 + 48);
     n += (size_t)w;
     w = md_rtcp_build_sdes_cname(buf + n, cap - n, 0xfeedface, "alice@example.com", 17);

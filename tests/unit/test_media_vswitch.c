@@ -37,8 +37,8 @@ struct out {
     struct md_rtp r;
 };
 
-static struct out fwd(struct md_vswitch *vs, int rx, int sid, struct src *s, bool key,
-                      bool marker, uint64_t now)
+static struct out fwd(struct md_vswitch *vs, int rx, int sid, struct src *s, bool key, bool marker,
+                      uint64_t now)
 {
     uint8_t pkt[64];
     size_t len = make_video(pkt, s, key, marker);
