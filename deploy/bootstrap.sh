@@ -23,7 +23,7 @@ CONFNODE_PACKAGES=(
     # unit tests
     libcmocka-dev
     # integration tests: real peers and tools
-    openssl sip-tester stunnel4 redis-server curl jq iproute2 procps python3
+    openssl sip-tester stunnel4 redis-server dnsmasq-base curl jq iproute2 procps python3
     ca-certificates
 )
 
