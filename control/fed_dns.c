@@ -916,7 +916,7 @@ const char *fed_dns_status_str(fed_dns_status_t st)
     case FED_DNS_OK:
         return "ok";
     case FED_DNS_NXDOMAIN:
-        return "NXDOMAIN (no such name)";
+        return "NXDOMAIN, no such name";
     case FED_DNS_NODATA:
         return "no record of this type";
     case FED_DNS_ERR_TIMEOUT:
