@@ -114,15 +114,19 @@ bench_stop() {
         fi
     done
     wait "$pid" 2>/dev/null || true
+    # forget it, so a later cleanup never signals a recycled pid
+    local -a keep=()
+    for p in "${BENCH_PIDS[@]}"; do
+        [[ $p == "$pid" ]] || keep+=("$p")
+    done
+    BENCH_PIDS=("${keep[@]}")
 }
 
 # bench_cleanup: stops every process from bench_spawn (newest first), removes BENCH_TMP.
 bench_cleanup() {
-    local i
-    for ((i = ${#BENCH_PIDS[@]} - 1; i >= 0; i--)); do
-        bench_stop "${BENCH_PIDS[i]}" 3
+    while ((${#BENCH_PIDS[@]} > 0)); do
+        bench_stop "${BENCH_PIDS[-1]}" 3
     done
-    BENCH_PIDS=()
     if [[ -n $BENCH_TMP && -d $BENCH_TMP ]]; then
         if ((BENCH_KEEP_TMP)); then
             bench_log "kept $BENCH_TMP"

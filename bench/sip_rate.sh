@@ -27,12 +27,15 @@ Usage: bench/sip_rate.sh [options]
   --step-seconds N     each step runs N x rate calls (default 5)
   --refine N           bisection steps between the last pass and the first failure (default 2)
   --settle N           seconds after each step before reading CPU counters (default 6)
+  --quiet-wait N       before each step, wait up to N s (default 15) for the rest of the
+                       machine to use less than --quiet-pct % of one core (default 25)
   --workers N          confnode workers and Kamailio children/tcp_children (default 2)
   --pin split|none     split: responder and load generator on separate CPUs (default)
   --kam-port N         Kamailio UDP/TCP port (default 5070); TLS is --kam-tls-port (5071)
   --node-port N        confnode UDP/TCP port (default 5080); TLS is --node-tls-port (5081)
                        (stunnel listens for sipp on the TLS port + 2)
   --admin-port N       confnode admin HTTP port (default 8089)
+  --media-ports LO-HI  confnode media port range (default 40000-49999)
   --tls-ciphersuites L the TLS 1.3 suites stunnel offers, the same for both responders
                        (default TLS_AES_128_GCM_SHA256; "default": OpenSSL's list)
   --cert F --key F --ca F --tls-name NAME
@@ -56,6 +59,8 @@ rate_max=25600
 step_seconds=5
 refine=2
 settle=6
+quiet_wait=15
+quiet_pct=25
 workers=2
 pin="split"
 kam_port=5070
@@ -63,6 +68,7 @@ kam_tls_port=5071
 node_port=5080
 node_tls_port=5081
 admin_port=8089
+media_ports=40000-49999
 cert=""
 key=""
 ca=""
@@ -93,6 +99,8 @@ while (($# > 0)); do
     --step-seconds) step_seconds=$val ;;
     --refine) refine=$val ;;
     --settle) settle=$val ;;
+    --quiet-wait) quiet_wait=$val ;;
+    --quiet-pct) quiet_pct=$val ;;
     --workers) workers=$val ;;
     --pin) pin=$val ;;
     --kam-port) kam_port=$val ;;
@@ -100,6 +108,7 @@ while (($# > 0)); do
     --node-port) node_port=$val ;;
     --node-tls-port) node_tls_port=$val ;;
     --admin-port) admin_port=$val ;;
+    --media-ports) media_ports=$val ;;
     --cert) cert=$val ;;
     --key) key=$val ;;
     --ca) ca=$val ;;
@@ -110,7 +119,7 @@ while (($# > 0)); do
     esac
 done
 
-for v in rate_start rate_max step_seconds refine settle workers kam_port kam_tls_port \
+for v in rate_start rate_max step_seconds refine settle quiet_wait quiet_pct workers kam_port kam_tls_port \
     node_port node_tls_port admin_port; do
     is_uint "${!v}" || bench_die "$v must be a non-negative integer, got '${!v}'"
 done
@@ -118,8 +127,12 @@ done
 ((step_seconds >= 1 && step_seconds <= 60)) || bench_die "--step-seconds must be 1..60"
 ((refine <= 5)) || bench_die "--refine must be 0..5"
 ((settle <= 60)) || bench_die "--settle must be 0..60"
+((quiet_wait <= 600)) || bench_die "--quiet-wait must be 0..600"
 ((workers >= 1 && workers <= 64)) || bench_die "--workers must be 1..64"
 [[ $pin == split || $pin == none ]] || bench_die "--pin must be split or none"
+[[ $media_ports =~ ^([0-9]+)-([0-9]+)$ ]] || bench_die "--media-ports must be LO-HI"
+media_min=${BASH_REMATCH[1]}
+media_max=${BASH_REMATCH[2]}
 for t in $transports; do
     case $t in udp | tcp | tls | tls-per-call) ;; *) bench_die "unknown transport $t" ;; esac
 done
@@ -201,7 +214,47 @@ printf '%-13s %-9s %7s %7s %7s %6s %6s %8s %10s %10s %10s %5s %5s %6s  %s\n' \
 
 resp_pid=""
 stunnel_pid=""
+stunnel_args=()
 step_no=0
+
+# wait_quiet: waits (at most --quiet-wait seconds) until, over one second, the machine
+# minus the responder and stunnel used less than --quiet-pct % of one core, so a step
+# does not start in the middle of somebody else's build.
+wait_quiet() {
+    local i m0 m1 r0 r1 s0 s1 other=0
+    for ((i = 0; i < quiet_wait; i++)); do
+        m0=$(bench_busy_ticks)
+        r0=$(bench_tree_ticks "$resp_pid")
+        s0=0 s1=0
+        [[ -n $stunnel_pid ]] && s0=$(bench_tree_ticks "$stunnel_pid")
+        sleep 1
+        m1=$(bench_busy_ticks)
+        r1=$(bench_tree_ticks "$resp_pid")
+        [[ -n $stunnel_pid ]] && s1=$(bench_tree_ticks "$stunnel_pid")
+        other=$((100 * ((m1 - m0) - (r1 - r0) - (s1 - s0)) / clk_tck))
+        ((other <= quiet_pct)) && return 0
+    done
+    ((quiet_wait == 0)) ||
+        bench_log "other jobs still use ${other}% of a core after ${quiet_wait}s; measuring anyway"
+}
+
+# quiesce: after a failed step, waits (at most 30 s) until the responder used less than
+# 5% of a core over one second, and starts a fresh stunnel, so the next step inherits
+# neither the responder's backlog nor a tunnel full of stale data.
+quiesce() {
+    local i a b
+    for ((i = 0; i < 30; i++)); do
+        a=$(bench_tree_ticks "$resp_pid")
+        sleep 1
+        b=$(bench_tree_ticks "$resp_pid")
+        (((b - a) * 20 <= clk_tck)) && break
+    done
+    if [[ -n $stunnel_pid ]]; then
+        bench_stop "$stunnel_pid"
+        stunnel_pid=""
+        start_stunnel "${stunnel_args[@]}" || bench_log "stunnel did not restart"
+    fi
+}
 
 # run_step RESPONDER TRANSPORT RATE HOST PORT SIPP_TRANSPORT: one bounded sipp run at RATE
 # calls/s; sets step_ok (0/1), step_succ, step_cpu (responder CPU-s), step_stun_cpu,
@@ -211,11 +264,12 @@ run_step() {
     local calls=$((rate * step_seconds)) limit=$((rate * 2 < 100 ? 100 : rate * 2))
     local stf err out tfile rc=0 r0 r1 s0=0 s1=0 m0 m1 t0 t1 t2 sipp_u sipp_s
     local last succ=0 failed=0 retr=0 elapsed=0 achieved=0 verdict wall load_pct resp_pct
-    local other_pct
+    local other_pct why=""
     local budget=$((step_seconds * 3 + 15))
     local -a extra=()
     [[ $tflag == tn ]] && extra=(-max_socket "$(($(ulimit -n) / 2))")
 
+    wait_quiet
     step_no=$((step_no + 1))
     stf=$tmp/step-$step_no.csv
     err=$tmp/step-$step_no.err
@@ -250,6 +304,13 @@ run_step() {
             n = split($1, a, "\t"); start = a[n]
             n = split($3, b, "\t"); cur = b[n]
             printf "%d %d %d %.3f\n", $16, $18, $58, cur - start }' <<<"$last")"
+        # why calls failed, from sipp's cumulative failure counters
+        why=$(awk -F';' '{
+            split("cannot-send udp-retrans tcp-connect tcp-closed unexpected rejected", k, " ")
+            split("20 22 24 26 28 30", f, " ")
+            for (i = 1; i <= 6; i++) if ($f[i] > 0) { printf "%s%s=%d", sep, k[i], $f[i]; sep = "," }
+            if ($42 > 0) { printf "%srecv-timeout=%d", sep, $42; sep = "," }
+            if ($44 > 0) printf "%ssend-timeout=%d", sep, $44 }' <<<"$last")
     else
         failed=$calls
     fi
@@ -276,9 +337,9 @@ run_step() {
     step_ok=0
     verdict=pass
     if ((rc != 0)); then
-        verdict="fail(sipp exit $rc)"
+        verdict="fail(sipp exit $rc${why:+: $why})"
     elif ((failed != 0 || succ != calls)); then
-        verdict="fail($failed failed)"
+        verdict="fail($failed failed${why:+: $why})"
     elif ((achieved * 10 < rate * 9)); then
         verdict="fail(rate < 90%)"
     else
@@ -293,6 +354,7 @@ run_step() {
     if ((step_ok == 0)) && [[ -s $err ]]; then
         head -n 5 "$err" | sed 's/^/    sipp: /' >&2
     fi
+    ((step_ok == 1)) || quiesce
 }
 
 # ramp RESPONDER TRANSPORT HOST PORT SIPP_TRANSPORT: doubles the rate from --start to
@@ -384,6 +446,7 @@ measure_transports() {
 # verifies the responder's chain against the CA and its host name.
 start_stunnel() {
     local responder=$1 host=$2 tls_port=$3 accept_port=$4 conf
+    stunnel_args=("$@")
     conf=$tmp/stunnel-$responder.conf
     bench_listening tcp "$accept_port" && { bench_log "port $accept_port busy"; return 1; }
     cat >"$conf" <<EOF
@@ -481,7 +544,7 @@ node: { name = "bench"; workers = $workers; log_level = "warn";$node_pin };
 sip: { listen = "127.0.0.1"; udp_port = $node_port; tcp_port = $node_port;
        tls_port = $node_tls_port; domain = "example.test"; };
 tls: { certificate = "$cert"; key = "$key"; ca = "$ca"; verify_client = "none"; };
-media: { address = "127.0.0.1"; port_min = 40000; port_max = 49999; };
+media: { address = "127.0.0.1"; port_min = $media_min; port_max = $media_max; };
 admin: { listen = "127.0.0.1"; port = $admin_port; };
 vmrs = ( { alias = "meet@example.test"; name = "Bench room"; } );
 EOF
@@ -539,11 +602,13 @@ report() {
     echo "versions: kamailio $kam_version; $sipp_version; $(openssl version); $stunnel_version"
     echo "confnode: $node_version"
     echo "workers: $workers (confnode workers; Kamailio children and tcp_children)"
+    echo "confnode media ports: $media_min-$media_max"
     echo "pinning: ${pin}: responder CPUs ${resp_cpus:-any}; sipp and stunnel CPUs ${load_cpus:-any}"
     sed 's/^/affinity: /' "$affinity_file"
     sed 's/^/tls: /' "$tlsinfo_file"
     echo "steps: rates $rate_start doubling to $rate_max, then $refine bisection step(s);" \
-        "each step rate x $step_seconds calls, CPU read $settle s after the step ends"
+        "each step rate x $step_seconds calls, CPU read $settle s after the step ends;" \
+        "each step waits up to $quiet_wait s for other jobs to use < $quiet_pct% of a core"
     echo "call: sipp built-in uac (INVITE, 100, 200+SDP, ACK, BYE, 200), -d 0;" \
         "tls = one persistent TLS connection via stunnel, tls-per-call = one per call"
     echo
