@@ -239,7 +239,9 @@ X509_STORE *fed_cert_store_new(const char *ca_file, const char *ca_dir, char *er
     if (ok != 1) {
         unsigned long e = ERR_peek_last_error();
         snprintf(err, errsz, "cannot load trusted CAs from %s: %s",
-                 ca_file ? ca_file : ca_dir ? ca_dir : "the system store",
+                 ca_file  ? ca_file
+                 : ca_dir ? ca_dir
+                          : "the system store",
                  e ? ERR_reason_error_string(e) : "unknown error");
         ERR_clear_error();
         X509_STORE_free(store);
@@ -248,7 +250,7 @@ X509_STORE *fed_cert_store_new(const char *ca_file, const char *ca_dir, char *er
     return store;
 }
 
-long fed_cert_verify(X509_STORE *store, X509 *cert, STACK_OF(X509) *untrusted, int purpose,
+long fed_cert_verify(X509_STORE *store, X509 *cert, STACK_OF(X509) * untrusted, int purpose,
                      time_t at)
 {
     long rc = X509_V_ERR_UNSPECIFIED;
@@ -444,8 +446,8 @@ fed_tls_status_t fed_tls_handshake(SSL_CTX *ctx, int fd, const char *sni, int ti
     if (sni != NULL && *sni != '\0' && !fed_name_is_ip_literal(sni, FED_NAME_NUL)) {
         char host[FED_NAME_BUF];
         /* no trailing dot in SNI (RFC 6066 §3) */
-        if (fed_name_normalize(sni, FED_NAME_NUL, FED_NAME_ALLOW_SINGLE_LABEL, host,
-                               sizeof host) < 0 ||
+        if (fed_name_normalize(sni, FED_NAME_NUL, FED_NAME_ALLOW_SINGLE_LABEL, host, sizeof host) <
+                0 ||
             SSL_set_tlsext_host_name(s->ssl, host) != 1) {
             snprintf(s->error, sizeof s->error, "invalid server name \"%s\"", sni);
             return FED_TLS_ERR_ARG;
@@ -494,8 +496,8 @@ fed_tls_status_t fed_tls_handshake(SSL_CTX *ctx, int fd, const char *sni, int ti
     s->handshake_ms = cn_now_ms() - start;
     s->peer_cert = SSL_get1_peer_certificate(s->ssl);
     s->peer_chain = SSL_get_peer_cert_chain(s->ssl);
-    s->verify_result = s->peer_cert != NULL ? SSL_get_verify_result(s->ssl)
-                                            : FED_CERT_VERIFY_NOT_DONE;
+    s->verify_result =
+        s->peer_cert != NULL ? SSL_get_verify_result(s->ssl) : FED_CERT_VERIFY_NOT_DONE;
     snprintf(s->version, sizeof s->version, "%s", SSL_get_version(s->ssl));
     const char *c = SSL_get_cipher_name(s->ssl);
     snprintf(s->cipher, sizeof s->cipher, "%s", c ? c : "");
@@ -517,8 +519,8 @@ fed_tls_status_t fed_tls_probe(SSL_CTX *ctx, const char *addr, uint16_t port, co
             snprintf(s->error, sizeof s->error, "TCP connect to %s%s%s:%u: no answer within %d ms",
                      v6 ? "[" : "", addr, v6 ? "]" : "", port, timeout_ms);
         else if (rc == FED_TLS_ERR_CONNECT)
-            snprintf(s->error, sizeof s->error, "TCP connect to %s%s%s:%u: %s", v6 ? "[" : "",
-                     addr, v6 ? "]" : "", port, strerror(err));
+            snprintf(s->error, sizeof s->error, "TCP connect to %s%s%s:%u: %s", v6 ? "[" : "", addr,
+                     v6 ? "]" : "", port, strerror(err));
         else
             snprintf(s->error, sizeof s->error, "invalid address %s port %u",
                      addr ? addr : "(none)", port);

@@ -111,7 +111,7 @@ X509_STORE *fed_cert_store_new(const char *ca_file, const char *ca_dir, char *er
  * or 0 (no purpose check); `at` is the verification time (0: now; FED_CERT_ANY_TIME).
  * Returns X509_V_OK or the X509_V_ERR_* code (X509_V_ERR_UNSPECIFIED on a setup
  * failure). */
-long fed_cert_verify(X509_STORE *store, X509 *cert, STACK_OF(X509) *untrusted, int purpose,
+long fed_cert_verify(X509_STORE *store, X509 *cert, STACK_OF(X509) * untrusted, int purpose,
                      time_t at);
 
 /* ---- outbound TLS client -------------------------------------------------------- */
@@ -126,7 +126,7 @@ typedef enum {
 } fed_tls_status_t;
 
 struct fed_tls_client_conf {
-    const char *ca_file;   /* trusted CAs (PEM); NULL and ca_dir NULL: system defaults */
+    const char *ca_file; /* trusted CAs (PEM); NULL and ca_dir NULL: system defaults */
     const char *ca_dir;
     const char *cert_file; /* optional client certificate chain (PEM) ... */
     const char *key_file;  /* ... and its key; both or neither */
@@ -138,17 +138,16 @@ struct fed_tls_client_conf {
  * it (SSL_VERIFY_NONE with a store), so the caller always gets the certificate and
  * SSL_get_verify_result() and decides with fed_cert_check(). Returns NULL with a
  * message in err on failure. */
-SSL_CTX *fed_tls_client_ctx_new(const struct fed_tls_client_conf *conf, char *err,
-                                size_t errsz);
+SSL_CTX *fed_tls_client_ctx_new(const struct fed_tls_client_conf *conf, char *err, size_t errsz);
 
 /* One outbound TLS connection and what was learnt from its handshake. */
 struct fed_tls_session {
-    int fd;                     /* -1 when closed */
-    SSL *ssl;                   /* NULL when closed */
-    X509 *peer_cert;            /* owned reference, NULL when none was presented */
-    STACK_OF(X509) *peer_chain; /* borrowed from ssl (leaf first), may be NULL */
-    long verify_result;         /* SSL_get_verify_result() */
-    char version[16];           /* "TLSv1.3" */
+    int fd;                      /* -1 when closed */
+    SSL *ssl;                    /* NULL when closed */
+    X509 *peer_cert;             /* owned reference, NULL when none was presented */
+    STACK_OF(X509) * peer_chain; /* borrowed from ssl (leaf first), may be NULL */
+    long verify_result;          /* SSL_get_verify_result() */
+    char version[16];            /* "TLSv1.3" */
     char cipher[64];
     uint64_t connect_ms;   /* time the TCP connect took */
     uint64_t handshake_ms; /* time the TLS handshake took */

@@ -28,12 +28,12 @@
 #define FED_DIAG_HEADER_PUBLIC "ms-diagnostics-public"
 
 /* Codes seen from Microsoft edges in the field (reason texts in fed_diag_reason). */
-#define FED_DIAG_DNS_SRV_UNRESOLVED 1008  /* Unable to resolve DNS SRV record */
-#define FED_DIAG_DNS_SRV_NO_MATCH 1009    /* No match for domain in DNS SRV results */
-#define FED_DIAG_CERT_TRUST 1010          /* Certificate trust ... could not be established */
-#define FED_DIAG_CANNOT_ROUTE 1027        /* Cannot route this type of SIP request ... */
-#define FED_DIAG_PREV_HOP_SILENT 1034     /* Previous hop federated peer did not report ... */
-#define FED_DIAG_TLS_NEGOTIATION 1047     /* Failed to complete TLS negotiation ... */
+#define FED_DIAG_DNS_SRV_UNRESOLVED 1008 /* Unable to resolve DNS SRV record */
+#define FED_DIAG_DNS_SRV_NO_MATCH 1009   /* No match for domain in DNS SRV results */
+#define FED_DIAG_CERT_TRUST 1010         /* Certificate trust ... could not be established */
+#define FED_DIAG_CANNOT_ROUTE 1027       /* Cannot route this type of SIP request ... */
+#define FED_DIAG_PREV_HOP_SILENT 1034    /* Previous hop federated peer did not report ... */
+#define FED_DIAG_TLS_NEGOTIATION 1047    /* Failed to complete TLS negotiation ... */
 
 /* ErrorType text for FED_DIAG_CERT_TRUST when the name is missing. */
 #define FED_DIAG_ERRTYPE_NO_FQDN "The peer certificate does not contain a matching FQDN"

@@ -19,8 +19,8 @@
 #define DEF_NEG_TTL 30u
 #define DEF_NEG_TTL_MAX 300u
 #define DEF_DOWN_MAX 256
-#define MAX_ADDRS 64      /* addresses kept from one A/AAAA answer */
-#define MAX_SRV_RECS 64   /* SRV records considered from one answer */
+#define MAX_ADDRS 64    /* addresses kept from one A/AAAA answer */
+#define MAX_SRV_RECS 64 /* SRV records considered from one answer */
 #define NAME_FLAGS (FED_NAME_ALLOW_UNDERSCORE | FED_NAME_ALLOW_SINGLE_LABEL)
 
 /* ---- answers ----------------------------------------------------------------------- */
@@ -297,8 +297,8 @@ static void cache_make_room(fed_dns_t *dns)
                 dropped = true;
                 continue;
             }
-            if (!dropped && (victim == NULL ||
-                             (*pp)->ans->pub.expires_ms < (*victim)->ans->pub.expires_ms))
+            if (!dropped &&
+                (victim == NULL || (*pp)->ans->pub.expires_ms < (*victim)->ans->pub.expires_ms))
                 victim = pp;
             pp = &(*pp)->next;
         }
@@ -604,8 +604,7 @@ static struct answer_obj nomem_answer = {
 };
 
 /* An error or negative answer without records. */
-static struct answer_obj *answer_status(const char *name, fed_dns_type_t type,
-                                        fed_dns_status_t st)
+static struct answer_obj *answer_status(const char *name, fed_dns_type_t type, fed_dns_status_t st)
 {
     struct answer_obj *o = answer_new(name, type, 0, 0);
     if (o == NULL)
@@ -692,8 +691,8 @@ static void on_ares(void *arg, int status, int timeouts, unsigned char *abuf, in
     free(p);
 }
 
-static void deliver_now(fed_dns_t *dns, const char *name, fed_dns_type_t type,
-                        fed_dns_status_t st, fed_dns_cb cb, void *arg)
+static void deliver_now(fed_dns_t *dns, const char *name, fed_dns_type_t type, fed_dns_status_t st,
+                        fed_dns_cb cb, void *arg)
 {
     struct answer_obj *o = answer_status(name ? name : "", type, st);
     if (!o->is_static)
@@ -1136,8 +1135,8 @@ static size_t srv_order_idx(const struct fed_dns_srv *recs, const size_t *idx, s
     return out;
 }
 
-size_t fed_srv_order(const struct fed_dns_srv *recs, size_t n, fed_srv_mode_t mode,
-                     fed_rand_fn rnd, void *rnd_arg, size_t *order, size_t max)
+size_t fed_srv_order(const struct fed_dns_srv *recs, size_t n, fed_srv_mode_t mode, fed_rand_fn rnd,
+                     void *rnd_arg, size_t *order, size_t max)
 {
     size_t idx[MAX_SRV_RECS];
     if (recs == NULL || order == NULL)
@@ -1387,9 +1386,9 @@ static void addr_stage(struct locate *l)
 static void fallback_or_finish(struct locate *l, fed_locate_status_t st)
 {
     char hosts[3][FED_NAME_BUF];
-    size_t n = l->opts.fallback
-                   ? fed_name_fallback_hosts(l->loc.domain, FED_NAME_NUL, l->opts.fallback, hosts, 3)
-                   : 0;
+    size_t n = l->opts.fallback ? fed_name_fallback_hosts(l->loc.domain, FED_NAME_NUL,
+                                                          l->opts.fallback, hosts, 3)
+                                : 0;
     if (n == 0) {
         locate_finish(l, st);
         return;
@@ -1557,10 +1556,10 @@ static void on_loc_naptr(void *arg, const struct fed_dns_answer *ans, bool cache
             const struct fed_dns_naptr *a = &ans->naptr[pick[j - 1]];
             const struct fed_dns_naptr *b = &ans->naptr[i];
             bool a_tls = tps[j - 1] == FED_TP_TLS, b_tls = tp == FED_TP_TLS;
-            bool after = (!a_tls && b_tls) ||
-                         (a_tls == b_tls && (a->order > b->order ||
-                                             (a->order == b->order &&
-                                              a->preference > b->preference)));
+            bool after =
+                (!a_tls && b_tls) ||
+                (a_tls == b_tls &&
+                 (a->order > b->order || (a->order == b->order && a->preference > b->preference)));
             if (!after)
                 break;
             pick[j] = pick[j - 1];

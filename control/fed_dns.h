@@ -7,6 +7,10 @@
  * fed_dns_process() when one is ready or when fed_dns_timeout_ms() has passed, and
  * completions arrive as callbacks from inside fed_dns_process(). fed_dns_run() is a
  * small blocking loop around the same calls for the CLI (doctor) and tests.
+ * Callbacks may start and cancel queries and locates, but must not call
+ * fed_dns_process(), fed_dns_run(), the *_sync functions or fed_dns_free() on the
+ * resolver that called them. Create resolvers from one thread at a time (c-ares
+ * 1.18 initialises the library without a lock).
  *
  * Answers are immutable, reference-counted objects shared with the cache. The cache
  * is keyed by (name, type), keeps positive answers for their TTL (the smallest TTL
@@ -54,15 +58,15 @@ typedef enum {
 
 typedef enum {
     FED_DNS_OK = 0,
-    FED_DNS_NXDOMAIN = 1,           /* the name does not exist (a cached negative answer) */
-    FED_DNS_NODATA = 2,             /* the name has no record of this type (cached too) */
-    FED_DNS_ERR_TIMEOUT = -1,       /* no server answered in time */
-    FED_DNS_ERR_SERVFAIL = -2,      /* the server failed or refused the query */
-    FED_DNS_ERR_CONNREFUSED = -3,   /* no server could be reached, or all refused */
-    FED_DNS_ERR_FORMAT = -4,        /* a malformed answer */
-    FED_DNS_ERR_BADNAME = -5,       /* the name is not a valid DNS name */
+    FED_DNS_NXDOMAIN = 1,         /* the name does not exist (a cached negative answer) */
+    FED_DNS_NODATA = 2,           /* the name has no record of this type (cached too) */
+    FED_DNS_ERR_TIMEOUT = -1,     /* no server answered in time */
+    FED_DNS_ERR_SERVFAIL = -2,    /* the server failed or refused the query */
+    FED_DNS_ERR_CONNREFUSED = -3, /* no server could be reached, or all refused */
+    FED_DNS_ERR_FORMAT = -4,      /* a malformed answer */
+    FED_DNS_ERR_BADNAME = -5,     /* the name is not a valid DNS name */
     FED_DNS_ERR_NOMEM = -6,
-    FED_DNS_ERR_CANCELLED = -7,     /* the resolver was freed while the query was pending */
+    FED_DNS_ERR_CANCELLED = -7, /* the resolver was freed while the query was pending */
     FED_DNS_ERR_ARG = -8,
     FED_DNS_ERR_OTHER = -9,
 } fed_dns_status_t;
@@ -85,7 +89,7 @@ struct fed_dns_naptr {
     uint16_t preference;
     char flags[16];
     char service[48];
-    char regexp[128]; /* possibly truncated; not used for SIP */
+    char regexp[128];               /* possibly truncated; not used for SIP */
     char replacement[FED_NAME_BUF]; /* lowercase, no trailing dot; "" for "." */
 };
 
@@ -104,9 +108,9 @@ struct fed_dns_answer {
     char name[FED_NAME_BUF]; /* as queried, lowercase, no trailing dot */
     fed_dns_type_t type;
     fed_dns_status_t status;
-    uint32_t ttl;            /* seconds it is (or would be) cached for */
-    uint64_t expires_ms;     /* on the resolver's clock */
-    size_t n;                /* records of `type`; 0 unless status is FED_DNS_OK */
+    uint32_t ttl;                      /* seconds it is (or would be) cached for */
+    uint64_t expires_ms;               /* on the resolver's clock */
+    size_t n;                          /* records of `type`; 0 unless status is FED_DNS_OK */
     const struct fed_dns_srv *srv;     /* SRV: n records in answer order, else NULL */
     const struct fed_dns_naptr *naptr; /* NAPTR: n records in answer order, else NULL */
     const struct fed_dns_addr *addr;   /* A / AAAA: n addresses, else NULL */
@@ -134,9 +138,9 @@ struct fed_dns_conf {
     size_t down_max;          /* down-marked destinations kept; 0: 256 */
     fed_dns_sock_cb sock_cb;  /* optional, see fed_dns_fds() otherwise */
     void *sock_arg;
-    fed_dns_clock_fn clock;   /* optional; default: cn_now_ms() */
+    fed_dns_clock_fn clock; /* optional; default: cn_now_ms() */
     void *clock_arg;
-    fed_rand_fn rand;         /* optional; default: an internal generator seeded by getrandom */
+    fed_rand_fn rand; /* optional; default: an internal generator seeded by getrandom */
     void *rand_arg;
 };
 
@@ -233,8 +237,8 @@ typedef enum {
  * small chance, as RFC 2782 specifies). Microsoft mode lists one record: among the
  * lowest priority, the highest weight; a tie is broken with rnd. Records whose
  * target is "" (".") are never listed. Pure apart from calling rnd. */
-size_t fed_srv_order(const struct fed_dns_srv *recs, size_t n, fed_srv_mode_t mode,
-                     fed_rand_fn rnd, void *rnd_arg, size_t *order, size_t max);
+size_t fed_srv_order(const struct fed_dns_srv *recs, size_t n, fed_srv_mode_t mode, fed_rand_fn rnd,
+                     void *rnd_arg, size_t *order, size_t max);
 
 /* fed_srv_order() on an SRV answer with the records whose (target, port, tp) is
  * marked down removed first, using the resolver's random source. */
@@ -290,19 +294,19 @@ struct fed_dest {
 struct fed_location {
     char domain[FED_NAME_BUF];
     fed_locate_status_t status;
-    fed_dns_status_t dns_status;  /* the first DNS error met, FED_DNS_OK if none */
-    char srv_name[FED_NAME_BUF];  /* the SRV name whose records were used, or "" */
-    size_t n_srv;                 /* those records, as received */
+    fed_dns_status_t dns_status; /* the first DNS error met, FED_DNS_OK if none */
+    char srv_name[FED_NAME_BUF]; /* the SRV name whose records were used, or "" */
+    size_t n_srv;                /* those records, as received */
     struct fed_dns_srv srv[FED_LOCATE_MAX_SRV];
-    size_t n_refused;             /* SRV targets refused by strict naming */
+    size_t n_refused; /* SRV targets refused by strict naming */
     struct {
         char target[FED_NAME_BUF];
         uint16_t port;
         fed_strict_t why;
     } refused[FED_LOCATE_MAX_REFUSED];
     bool used_fallback;
-    size_t n_down_skipped;        /* targets or addresses left out because marked down */
-    size_t n_dests;               /* in the order to try */
+    size_t n_down_skipped; /* targets or addresses left out because marked down */
+    size_t n_dests;        /* in the order to try */
     struct fed_dest dests[FED_LOCATE_MAX_DESTS];
 };
 
@@ -325,10 +329,10 @@ fed_dns_status_t fed_dns_locate_sync(fed_dns_t *dns, const char *domain,
 
 struct fed_dns_msg_ttl {
     unsigned rcode;
-    bool have_answer; /* at least one answer record */
+    bool have_answer;    /* at least one answer record */
     uint32_t answer_ttl; /* the smallest answer TTL */
-    bool have_soa;    /* an SOA in the authority section */
-    uint32_t neg_ttl; /* min(SOA TTL, SOA MINIMUM) (RFC 2308 §5) */
+    bool have_soa;       /* an SOA in the authority section */
+    uint32_t neg_ttl;    /* min(SOA TTL, SOA MINIMUM) (RFC 2308 §5) */
 };
 
 /* Reads the header, skips the questions and walks the answer and authority records

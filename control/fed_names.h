@@ -88,7 +88,7 @@ static inline bool fed_strict_ok(fed_strict_t s)
 const char *fed_strict_str(fed_strict_t s);
 
 /* Flags for fed_name_fallback_hosts(). */
-#define FED_FALLBACK_SIP 0x1u           /* sip.<D> */
+#define FED_FALLBACK_SIP 0x1u               /* sip.<D> */
 #define FED_FALLBACK_INTERNAL_EXTERNAL 0x2u /* sipinternal.<D>, sipexternal.<D> */
 
 /* Writes the fall-back host names for `domain` into out[0..max-1] (lowercase, no

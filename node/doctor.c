@@ -57,8 +57,7 @@ static struct cn_doc_check *add(struct cn_doc_report *r, const char *id, cn_doc_
     return c;
 }
 
-__attribute__((format(printf, 3, 4))) static void setf(char *dst, size_t size, const char *fmt,
-                                                       ...)
+__attribute__((format(printf, 3, 4))) static void setf(char *dst, size_t size, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -143,8 +142,9 @@ static void check_certificate(struct doc_ctx *d, const char *where, const char *
     } else {
         c = add(r, "san", CN_DOC_FAIL, where);
         if (cr.wildcard_would_match)
-            FOUND(c, "%s is covered only by a wildcard (%s); federated edges do not accept "
-                     "wildcards",
+            FOUND(c,
+                  "%s is covered only by a wildcard (%s); federated edges do not accept "
+                  "wildcards",
                   target, names);
         else if (cr.has_san_dns)
             FOUND(c, "%s is not in the certificate's SAN (%s)", target, names);
@@ -187,7 +187,9 @@ static void check_certificate(struct doc_ctx *d, const char *where, const char *
     } else {
         c = add(r, "eku", CN_DOC_FAIL, where);
         FOUND(c, "%s only; federation is mutual TLS and needs serverAuth and clientAuth",
-              cr.eku_server_auth ? "serverAuth" : cr.eku_client_auth ? "clientAuth" : "neither");
+              cr.eku_server_auth   ? "serverAuth"
+              : cr.eku_client_auth ? "clientAuth"
+                                   : "neither");
         FIX(c, "issue the certificate with both serverAuth and clientAuth extended key usage");
     }
 }
@@ -208,19 +210,22 @@ static void check_address(struct doc_ctx *d, const char *target, const struct fe
         if (in_connect) {
             c = add(r, "tcp", CN_DOC_FAIL, where);
             if (st == FED_TLS_ERR_TIMEOUT)
-                FOUND(c, "TCP connect to %s: no answer within %d ms (packets dropped: a "
-                         "firewall, or nothing at this address)",
+                FOUND(c,
+                      "TCP connect to %s: no answer within %d ms (packets dropped: a "
+                      "firewall, or nothing at this address)",
                       where, d->o->timeout_ms);
             else
                 FOUND(c, "TCP connect to %s failed: %s", where,
                       s.sys_errno ? strerror(s.sys_errno) : s.error);
             if (port != FED_PORT)
-                FIX(c, "port %u is not the federation port 5061: fix the SRV record, or open "
-                       "and listen on %u",
+                FIX(c,
+                    "port %u is not the federation port 5061: fix the SRV record, or open "
+                    "and listen on %u",
                     port, port);
             else
-                FIX(c, "open TCP %u from the internet to %s and check that the node listens "
-                       "there",
+                FIX(c,
+                    "open TCP %u from the internet to %s and check that the node listens "
+                    "there",
                     port, a->text);
             fed_tls_session_close(&s);
             return;
@@ -281,23 +286,24 @@ static void check_target(struct doc_ctx *d, const struct fed_dns_srv *rec)
         if (fed_diag_build(diag, sizeof diag, FED_DIAG_DNS_SRV_NO_MATCH, NULL, p, 2) < 0)
             diag[0] = '\0';
         c = add(r, "strict_naming", CN_DOC_FAIL, rec->target);
-        FOUND(c, "%s is %s %s; Microsoft edges refuse it even though it resolves (504, "
-                 "ms-diagnostics: %s)",
+        FOUND(c,
+              "%s is %s %s; Microsoft edges refuse it even though it resolves (504, "
+              "ms-diagnostics: %s)",
               rec->target, fed_strict_str(sn), r->domain, diag);
         FIX(c, "point the SRV at a host directly in %s (e.g. sip.%s)", r->domain, r->domain);
     }
 
     const struct fed_dns_answer *ans[2] = {NULL, NULL};
-    fed_dns_status_t st4 = fed_dns_query_sync(d->dns, rec->target, FED_DNS_T_A,
-                                              d->o->timeout_ms, &ans[0]);
-    fed_dns_status_t st6 = fed_dns_query_sync(d->dns, rec->target, FED_DNS_T_AAAA,
-                                              d->o->timeout_ms, &ans[1]);
+    fed_dns_status_t st4 =
+        fed_dns_query_sync(d->dns, rec->target, FED_DNS_T_A, d->o->timeout_ms, &ans[0]);
+    fed_dns_status_t st6 =
+        fed_dns_query_sync(d->dns, rec->target, FED_DNS_T_AAAA, d->o->timeout_ms, &ans[1]);
     char list[600] = "";
     size_t k = 0, n = 0;
     for (int f = 0; f < 2; f++) {
         for (size_t i = 0; ans[f] != NULL && ans[f]->status == FED_DNS_OK && i < ans[f]->n; i++) {
-            int w = snprintf(list + k, sizeof list - k, "%s%s", n ? ", " : "",
-                             ans[f]->addr[i].text);
+            int w =
+                snprintf(list + k, sizeof list - k, "%s%s", n ? ", " : "", ans[f]->addr[i].text);
             if (w > 0 && (size_t)w < sizeof list - k)
                 k += (size_t)w;
             n++;
@@ -307,8 +313,7 @@ static void check_target(struct doc_ctx *d, const struct fed_dns_srv *rec)
         c = add(r, "address", CN_DOC_FAIL, rec->target);
         FOUND(c, "%s has no A or AAAA record (A: %s; AAAA: %s)", rec->target,
               fed_dns_status_str(st4), fed_dns_status_str(st6));
-        FIX(c, "add an A (and/or AAAA) record for %s holding every signaling node",
-            rec->target);
+        FIX(c, "add an A (and/or AAAA) record for %s holding every signaling node", rec->target);
     } else {
         c = add(r, "address", CN_DOC_PASS, rec->target);
         FOUND(c, "%s: %s", rec->target, list);
@@ -340,14 +345,15 @@ static void check_fallback(struct doc_ctx *d, bool srv_ok)
                (aaaa && aaaa->status == FED_DNS_OK ? aaaa->n : 0);
     struct cn_doc_check *c = add(r, "fallback_host", CN_DOC_INFO, host[0]);
     if (n > 0) {
-        const char *first = a && a->status == FED_DNS_OK && a->n ? a->addr[0].text
-                                                                 : aaaa->addr[0].text;
-        FOUND(c, "%s resolves (%s%s); Lync phones fall back to it when the SRV target fails "
-                 "the strict check",
+        const char *first =
+            a && a->status == FED_DNS_OK && a->n ? a->addr[0].text : aaaa->addr[0].text;
+        FOUND(c,
+              "%s resolves (%s%s); Lync phones fall back to it when the SRV target fails "
+              "the strict check",
               host[0], first, n > 1 ? ", ..." : "");
     } else {
-        FOUND(c, "%s does not resolve (%s); Lync phones that fall back to it find nothing",
-              host[0], fed_dns_status_str(a ? a->status : FED_DNS_ERR_OTHER));
+        FOUND(c, "%s does not resolve (%s); Lync phones that fall back to it find nothing", host[0],
+              fed_dns_status_str(a ? a->status : FED_DNS_ERR_OTHER));
         if (!srv_ok)
             FIX(c, "publish the SRV record; an A record for %s helps Lync phones", host[0]);
     }
@@ -363,8 +369,8 @@ static void check_domain(struct doc_ctx *d)
     snprintf(srv_name, sizeof srv_name, "_sipfederationtls._tcp.%s", r->domain);
 
     const struct fed_dns_answer *ans = NULL;
-    fed_dns_status_t st = fed_dns_query_sync(d->dns, srv_name, FED_DNS_T_SRV, d->o->timeout_ms,
-                                             &ans);
+    fed_dns_status_t st =
+        fed_dns_query_sync(d->dns, srv_name, FED_DNS_T_SRV, d->o->timeout_ms, &ans);
     size_t usable = 0;
     for (size_t i = 0; st == FED_DNS_OK && ans != NULL && i < ans->n; i++)
         usable += ans->srv[i].target[0] != '\0';
@@ -387,8 +393,9 @@ static void check_domain(struct doc_ctx *d)
             FOUND(c, "%s SRV has only the \".\" target: the service is declared unavailable",
                   srv_name);
         else if (st == FED_DNS_NXDOMAIN || st == FED_DNS_NODATA)
-            FOUND(c, "no SRV record %s (%s): federated edges cannot find the domain "
-                     "(ms-diagnostics 1008)",
+            FOUND(c,
+                  "no SRV record %s (%s): federated edges cannot find the domain "
+                  "(ms-diagnostics 1008)",
                   srv_name, fed_dns_status_str(st));
         else
             FOUND(c, "SRV lookup of %s failed: %s", srv_name, fed_dns_status_str(st));
@@ -405,14 +412,15 @@ static void check_domain(struct doc_ctx *d)
     }
 
     size_t order[DOC_MAX_TARGETS];
-    size_t no = fed_srv_order(ans->srv, ans->n, FED_SRV_RFC2782, NULL, NULL, order,
-                              DOC_MAX_TARGETS);
+    size_t no =
+        fed_srv_order(ans->srv, ans->n, FED_SRV_RFC2782, NULL, NULL, order, DOC_MAX_TARGETS);
     if (usable > 1) {
         size_t ms;
         fed_srv_order(ans->srv, ans->n, FED_SRV_MICROSOFT, NULL, NULL, &ms, 1);
         c = add(r, "srv_selection", CN_DOC_INFO, srv_name);
-        FOUND(c, "%zu records; Microsoft edges use only the lowest priority's highest weight "
-                 "(%u %u %u %s) and ignore the others",
+        FOUND(c,
+              "%zu records; Microsoft edges use only the lowest priority's highest weight "
+              "(%u %u %u %s) and ignore the others",
               usable, ans->srv[ms].priority, ans->srv[ms].weight, ans->srv[ms].port,
               ans->srv[ms].target);
         FIX(c, "publish one SRV record whose target is a round-robin A/AAAA name holding "
@@ -545,8 +553,8 @@ char *cn_doctor_json(const struct cn_doc_report *r)
             jput(o, "fix", json_object_new_string(c->fix)) != 0)
             goto out;
     }
-    const char *s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-                                                             JSON_C_TO_STRING_NOSLASHESCAPE);
+    const char *s = json_object_to_json_string_ext(
+        root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
     out = s ? strdup(s) : NULL;
 out:
     json_object_put(root);

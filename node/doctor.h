@@ -34,7 +34,7 @@ typedef enum {
 #define CN_DOC_EXPIRY_WARN_DAYS 30
 
 struct cn_doc_check {
-    char id[24];      /* "srv", "srv_port", "strict_naming", ... */
+    char id[24]; /* "srv", "srv_port", "strict_naming", ... */
     cn_doc_status_t status;
     char target[300]; /* what was checked: a name, "address:port" */
     char found[768];  /* what was found */
@@ -57,7 +57,7 @@ struct cn_doc_opts {
     const char *ca_file;    /* NULL: system store */
     const char *cert_file;  /* optional client certificate for the handshakes */
     const char *key_file;
-    int timeout_ms;         /* per DNS query, TCP connect and TLS handshake */
+    int timeout_ms; /* per DNS query, TCP connect and TLS handshake */
 };
 
 /* Runs every check into *r (free with cn_doctor_report_free). Returns 0, or -1 with

@@ -67,8 +67,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(names[n], nm.s, nm.len);
         names[n][nm.len] = '\0';
         CHECK(fed_diag_unescape(p.params[i].value, values[n], sizeof values[n]) >= 0);
-        if (strlen(values[n]) != (size_t)fed_diag_unescape(p.params[i].value, values[n],
-                                                            sizeof values[n]))
+        if (strlen(values[n]) !=
+            (size_t)fed_diag_unescape(p.params[i].value, values[n], sizeof values[n]))
             goto out; /* an escaped NUL: not representable as a C string */
         params[n].name = names[n];
         params[n].value = values[n];

@@ -6,8 +6,8 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,12 +29,12 @@
 
 struct spec {
     const char *cn;
-    const char *san;      /* "DNS:a,DNS:b" or NULL */
-    long not_before;      /* seconds from now */
+    const char *san; /* "DNS:a,DNS:b" or NULL */
+    long not_before; /* seconds from now */
     long not_after;
-    const char *eku;      /* "serverAuth,clientAuth" or NULL */
+    const char *eku; /* "serverAuth,clientAuth" or NULL */
     bool ca;
-    X509 *issuer;         /* NULL: self-signed */
+    X509 *issuer; /* NULL: self-signed */
     EVP_PKEY *issuer_key;
 };
 
@@ -67,11 +67,11 @@ static X509 *make_cert(EVP_PKEY *key, const struct spec *s)
     X509_gmtime_adj(X509_getm_notAfter(c), s->not_after);
     X509_set_pubkey(c, key);
     X509_NAME *name = X509_get_subject_name(c);
-    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"confnode test",
-                               -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"confnode test", -1,
+                               -1, 0);
     if (s->cn != NULL)
-        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)s->cn, -1,
-                                   -1, 0);
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)s->cn, -1, -1,
+                                   0);
     X509 *issuer = s->issuer ? s->issuer : c;
     X509_set_issuer_name(c, X509_get_subject_name(issuer));
     if (s->ca) {
@@ -132,8 +132,10 @@ static int pki_setup(void **state)
     P.ca_key = new_key();
     P.other_key = new_key();
     P.leaf_key = new_key();
-    struct spec ca = {.cn = "confnode test CA", .not_before = -365L * 86400,
-                      .not_after = 3650L * 86400, .ca = true};
+    struct spec ca = {.cn = "confnode test CA",
+                      .not_before = -365L * 86400,
+                      .not_after = 3650L * 86400,
+                      .ca = true};
     P.ca = make_cert(P.ca_key, &ca);
     struct spec other = ca;
     other.cn = "some other CA";
@@ -282,8 +284,10 @@ static void a_san_with_an_embedded_nul_never_matches(void **state)
 static void an_expired_certificate_is_reported_with_negative_days(void **state)
 {
     (void)state;
-    struct spec s = {.cn = "sip.example.com", .san = "DNS:sip.example.com",
-                     .not_before = -100L * 86400, .not_after = -3L * 86400 - 60};
+    struct spec s = {.cn = "sip.example.com",
+                     .san = "DNS:sip.example.com",
+                     .not_before = -100L * 86400,
+                     .not_after = -3L * 86400 - 60};
     X509 *c = leaf(&s);
     struct fed_cert_result r;
     assert_int_equal(fed_cert_check(c, X509_V_OK, "sip.example.com", 0, &r), FED_CERT_EXPIRED);
@@ -301,8 +305,10 @@ static void an_expired_certificate_is_reported_with_negative_days(void **state)
 static void a_certificate_not_yet_valid_is_reported(void **state)
 {
     (void)state;
-    struct spec s = {.cn = "sip.example.com", .san = "DNS:sip.example.com",
-                     .not_before = 2L * 86400, .not_after = 90L * 86400};
+    struct spec s = {.cn = "sip.example.com",
+                     .san = "DNS:sip.example.com",
+                     .not_before = 2L * 86400,
+                     .not_after = 90L * 86400};
     X509 *c = leaf(&s);
     struct fed_cert_result r;
     assert_int_equal(fed_cert_check(c, X509_V_OK, "sip.example.com", 0, &r),
@@ -318,8 +324,10 @@ static void a_certificate_not_yet_valid_is_reported(void **state)
 static void a_chain_to_an_untrusted_ca_fails_verification(void **state)
 {
     (void)state;
-    struct spec s = {.cn = "sip.example.com", .san = "DNS:sip.example.com",
-                     .issuer = P.other_ca, .issuer_key = P.other_key};
+    struct spec s = {.cn = "sip.example.com",
+                     .san = "DNS:sip.example.com",
+                     .issuer = P.other_ca,
+                     .issuer_key = P.other_key};
     X509 *c = leaf(&s);
     long v = fed_cert_verify(P.store, c, NULL, X509_PURPOSE_SSL_SERVER, 0);
     assert_int_equal(v, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
@@ -496,8 +504,8 @@ static void tls_server_stop(struct tls_server *s)
 static void the_probe_reports_version_cipher_chain_and_sends_sni(void **state)
 {
     (void)state;
-    struct spec sp = {.cn = "sip.example.com", .san = "DNS:sip.example.com",
-                      .eku = "serverAuth,clientAuth"};
+    struct spec sp = {
+        .cn = "sip.example.com", .san = "DNS:sip.example.com", .eku = "serverAuth,clientAuth"};
     X509 *cert = leaf(&sp);
     struct tls_server srv;
     tls_server_start(&srv, cert, false);
@@ -531,8 +539,10 @@ static void the_probe_reports_version_cipher_chain_and_sends_sni(void **state)
 static void an_untrusted_server_still_completes_the_handshake_with_its_verify_result(void **state)
 {
     (void)state;
-    struct spec sp = {.cn = "sip.example.com", .san = "DNS:sip.example.com",
-                      .issuer = P.other_ca, .issuer_key = P.other_key};
+    struct spec sp = {.cn = "sip.example.com",
+                      .san = "DNS:sip.example.com",
+                      .issuer = P.other_ca,
+                      .issuer_key = P.other_key};
     X509 *cert = leaf(&sp);
     struct tls_server srv;
     tls_server_start(&srv, cert, false);
@@ -557,8 +567,8 @@ static void the_client_certificate_is_presented_when_configured(void **state)
     (void)state;
     struct spec sp = {.cn = "sip.example.com", .san = "DNS:sip.example.com"};
     X509 *cert = leaf(&sp);
-    struct spec cl = {.cn = "client.example.org", .san = "DNS:client.example.org",
-                      .eku = "clientAuth"};
+    struct spec cl = {
+        .cn = "client.example.org", .san = "DNS:client.example.org", .eku = "clientAuth"};
     X509 *ccert = leaf(&cl);
     char cpath[160], kpath[160], err[256];
     snprintf(cpath, sizeof cpath, "%s/client.pem", P.dir);
@@ -568,8 +578,8 @@ static void the_client_certificate_is_presented_when_configured(void **state)
 
     struct tls_server srv;
     tls_server_start(&srv, cert, true);
-    struct fed_tls_client_conf cc = {.ca_file = P.ca_file, .cert_file = cpath, .key_file = kpath,
-                                     .min_version = 13};
+    struct fed_tls_client_conf cc = {
+        .ca_file = P.ca_file, .cert_file = cpath, .key_file = kpath, .min_version = 13};
     SSL_CTX *ctx = fed_tls_client_ctx_new(&cc, err, sizeof err);
     if (ctx == NULL)
         fail_msg("client ctx: %s", err);

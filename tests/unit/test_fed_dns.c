@@ -51,8 +51,8 @@ struct zrec {
     const char *name;
     uint16_t type;
     uint32_t ttl;
-    uint16_t a, b, c; /* SRV priority, weight, port / NAPTR order, preference */
-    const char *data; /* SRV target, A/AAAA address, NAPTR replacement */
+    uint16_t a, b, c;            /* SRV priority, weight, port / NAPTR order, preference */
+    const char *data;            /* SRV target, A/AAAA address, NAPTR replacement */
     const char *flags, *service; /* NAPTR */
 };
 
@@ -128,7 +128,8 @@ static size_t read_question(const uint8_t *q, size_t qlen, char *name, uint16_t 
         if (n > 0)
             name[n++] = '.';
         for (size_t i = 0; i < l; i++)
-            name[n++] = (char)((q[pos + i] >= 'A' && q[pos + i] <= 'Z') ? q[pos + i] + 32 : q[pos + i]);
+            name[n++] =
+                (char)((q[pos + i] >= 'A' && q[pos + i] <= 'Z') ? q[pos + i] + 32 : q[pos + i]);
         pos += l;
     }
     name[n] = '\0';
@@ -138,8 +139,8 @@ static size_t read_question(const uint8_t *q, size_t qlen, char *name, uint16_t 
     return pos + 5;
 }
 
-static size_t build_response(const struct fake_dns *f, const uint8_t *q, size_t qlen,
-                             uint8_t *out, size_t max)
+static size_t build_response(const struct fake_dns *f, const uint8_t *q, size_t qlen, uint8_t *out,
+                             size_t max)
 {
     char qname[256];
     uint16_t qtype;
@@ -505,8 +506,8 @@ static void positive_ttls_are_capped(void **state)
     fake_start(&f, ZONE, sizeof ZONE / sizeof ZONE[0]);
     struct fed_dns_conf c = {.ttl_max = 10};
     fed_dns_t *dns = resolver(&f, &c);
-    const struct fed_dns_answer *a = query(dns, "_sipfederationtls._tcp.example.test",
-                                           FED_DNS_T_SRV);
+    const struct fed_dns_answer *a =
+        query(dns, "_sipfederationtls._tcp.example.test", FED_DNS_T_SRV);
     assert_int_equal(a->ttl, 10);
     assert_int_equal(a->n, 1);
     assert_string_equal(a->srv[0].target, "sip.example.test");
@@ -1018,8 +1019,8 @@ static void federation_locate_falls_back_to_the_sip_host_when_asked(void **state
     fake_start(&f, FEDZONE, FEDZONE_N);
     fed_dns_t *dns = resolver(&f, NULL);
     static struct fed_location loc;
-    struct fed_locate_opts o = {.kind = FED_LOCATE_FEDERATION, .strict_naming = true,
-                                .fallback = FED_FALLBACK_SIP};
+    struct fed_locate_opts o = {
+        .kind = FED_LOCATE_FEDERATION, .strict_naming = true, .fallback = FED_FALLBACK_SIP};
     locate_sync(dns, "sub.test", &o, &loc);
     assert_int_equal(loc.status, FED_LOC_OK);
     assert_true(loc.used_fallback);
@@ -1228,8 +1229,7 @@ int main(void)
                                reset_clock),
         cmocka_unit_test_setup(marking_one_target_down_leaves_every_other_key_alone, reset_clock),
         cmocka_unit_test_setup(a_down_mark_expires_and_its_period_is_bounded, reset_clock),
-        cmocka_unit_test_setup(a_full_down_table_replaces_the_mark_closest_to_expiry,
-                               reset_clock),
+        cmocka_unit_test_setup(a_full_down_table_replaces_the_mark_closest_to_expiry, reset_clock),
         cmocka_unit_test_setup(one_failed_target_leaves_the_others_reachable_for_every_domain,
                                reset_clock),
         cmocka_unit_test_setup(srv_select_skips_only_the_targets_marked_down, reset_clock),

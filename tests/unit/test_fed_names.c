@@ -85,7 +85,8 @@ static void equality_ignores_case_and_one_trailing_dot(void **state)
     assert_true(fed_name_equal("sip.example.com", FED_NAME_NUL, "SIP.EXAMPLE.COM.", FED_NAME_NUL));
     assert_true(fed_name_equal("sip.example.com.", FED_NAME_NUL, "sip.example.com", FED_NAME_NUL));
     assert_false(fed_name_equal("sip.example.com", FED_NAME_NUL, "sip.example.co", FED_NAME_NUL));
-    assert_false(fed_name_equal("sip.example.com..", FED_NAME_NUL, "sip.example.com", FED_NAME_NUL));
+    assert_false(
+        fed_name_equal("sip.example.com..", FED_NAME_NUL, "sip.example.com", FED_NAME_NUL));
     assert_false(fed_name_equal("sip1.example.com", FED_NAME_NUL, "sip.example.com", FED_NAME_NUL));
     assert_true(fed_name_equal("sip.example.comXYZ", 15, "sip.example.com", FED_NAME_NUL));
 }
@@ -94,8 +95,7 @@ static void normalize_lowercases_and_strips_the_dot(void **state)
 {
     (void)state;
     char out[FED_NAME_BUF];
-    assert_int_equal(fed_name_normalize("SIP.Example.COM.", FED_NAME_NUL, 0, out, sizeof out),
-                     15);
+    assert_int_equal(fed_name_normalize("SIP.Example.COM.", FED_NAME_NUL, 0, out, sizeof out), 15);
     assert_string_equal(out, "sip.example.com");
     assert_int_equal(fed_name_normalize("bad..name", FED_NAME_NUL, 0, out, sizeof out), -1);
     assert_string_equal(out, "");
@@ -156,8 +156,8 @@ static void fallback_hosts_come_in_lync_order(void **state)
 {
     (void)state;
     char out[4][FED_NAME_BUF];
-    assert_int_equal(fed_name_fallback_hosts("Example.COM.", FED_NAME_NUL, FED_FALLBACK_SIP, out, 4),
-                     1);
+    assert_int_equal(
+        fed_name_fallback_hosts("Example.COM.", FED_NAME_NUL, FED_FALLBACK_SIP, out, 4), 1);
     assert_string_equal(out[0], "sip.example.com");
     size_t n = fed_name_fallback_hosts("example.com", FED_NAME_NUL,
                                        FED_FALLBACK_SIP | FED_FALLBACK_INTERNAL_EXTERNAL, out, 4);
@@ -168,7 +168,8 @@ static void fallback_hosts_come_in_lync_order(void **state)
                                              FED_FALLBACK_SIP | FED_FALLBACK_INTERNAL_EXTERNAL, out,
                                              2),
                      2);
-    assert_int_equal(fed_name_fallback_hosts("bad..com", FED_NAME_NUL, FED_FALLBACK_SIP, out, 4), 0);
+    assert_int_equal(fed_name_fallback_hosts("bad..com", FED_NAME_NUL, FED_FALLBACK_SIP, out, 4),
+                     0);
 }
 
 static void fallback_host_that_would_be_too_long_gives_none(void **state)
