@@ -590,7 +590,8 @@ sipp_version=$({ sipp -v 2>/dev/null || true; } | tr -d '\r' | sed -n 's/^ *\(SI
 stunnel_version=$({ stunnel4 -version 2>&1 || true; } | sed -n 's/^\(stunnel [0-9.]*\).*/\1/p' | head -n 1)
 node_version="absent"
 if [[ -x $node_bin ]]; then
-    node_version="$node_bin, tree $(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)"
+    node_version="$node_bin (built $(date -u -r "$node_bin" +%Y-%m-%dT%H:%M:%SZ)), work tree"
+    node_version+=" $(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)"
 fi
 
 report() {
