@@ -132,3 +132,43 @@ fail:
     SSL_CTX_free(ctx);
     return NULL;
 }
+
+SSL_CTX *dp_tls_client_ctx(const struct dp_tls_conf *c, char *err, size_t errlen)
+{
+    char why[256];
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        snprintf(err, errlen, "TLS client context: %s", dp_tls_last_error(why, sizeof why));
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, c->min_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if ((c->ciphers[0] && SSL_CTX_set_cipher_list(ctx, c->ciphers) != 1) ||
+        (c->ciphersuites[0] && SSL_CTX_set_ciphersuites(ctx, c->ciphersuites) != 1)) {
+        snprintf(err, errlen, "tls.ciphers: %s", dp_tls_last_error(why, sizeof why));
+        goto fail;
+    }
+    if (c->certificate[0] && c->key[0] &&
+        (SSL_CTX_use_certificate_chain_file(ctx, c->certificate) != 1 ||
+         SSL_CTX_use_PrivateKey_file(ctx, c->key, SSL_FILETYPE_PEM) != 1)) {
+        snprintf(err, errlen, "tls.certificate/tls.key: %s", dp_tls_last_error(why, sizeof why));
+        goto fail;
+    }
+    if (c->ca[0] && SSL_CTX_load_verify_locations(ctx, c->ca, NULL) != 1) {
+        snprintf(err, errlen, "tls.ca %s: %s", c->ca, dp_tls_last_error(why, sizeof why));
+        goto fail;
+    }
+    if (!c->ca[0])
+        SSL_CTX_set_default_verify_paths(ctx);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    X509_VERIFY_PARAM *vp = SSL_CTX_get0_param(ctx);
+    X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_WILDCARDS);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT);
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}

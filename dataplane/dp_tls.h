@@ -17,6 +17,11 @@
  * directory", "tls.key does not match tls.certificate", ...). */
 SSL_CTX *dp_tls_server_ctx(const struct dp_tls_conf *conf, char *err, size_t errlen);
 
+/* Builds the client context for outbound connections: the same certificate and key
+ * (federation is mutual TLS), peer chains verified against tls.ca, host names
+ * checked without wildcards. Returns NULL with a reason in err. */
+SSL_CTX *dp_tls_client_ctx(const struct dp_tls_conf *conf, char *err, size_t errlen);
+
 /* Describes the last OpenSSL error of this thread (and clears the queue). */
 const char *dp_tls_last_error(char *buf, size_t len);
 

@@ -43,6 +43,10 @@ struct dp_conn {
     uint8_t tls;
     uint8_t epollout;         /* EPOLLOUT armed */
     uint8_t close_after_flush;
+    uint8_t outbound;         /* we connected (dp_connect) */
+    uint8_t connecting;       /* outbound TCP connect() still in progress */
+    uint8_t was_up;           /* outbound: reached CONN_OPEN once */
+    uint64_t target_hash;     /* outbound: hash of (transport, address, tls_name) */
     SSL *ssl;
     char *rbuf;               /* partial message, NULL while none is pending */
     size_t rlen, rcap;
@@ -96,6 +100,8 @@ struct __attribute__((aligned(64))) dp_worker {
     uint32_t n_free;
     struct conn_list hs_list;  /* handshaking, by accept time */
     struct conn_list lru;      /* open, by last activity */
+    uint32_t out_ids[256];     /* outbound connections, for reuse by target */
+    unsigned n_out;
     unsigned deferred_close;   /* connections marked CLOSING in this pass */
 
     /* UDP batches */
@@ -113,6 +119,7 @@ struct dp_engine {
     const struct dp_conf *conf;
     dp_handler_t h;
     SSL_CTX *tls_ctx;
+    SSL_CTX *tls_client_ctx;
     unsigned n;
     struct dp_worker *w;       /* n workers */
     struct dp_ring **rings;    /* rings[from * n + to] */
@@ -182,10 +189,40 @@ static struct dp_conn *conn_by_id(struct dp_worker *w, uint32_t id)
     return (c->state != CONN_FREE && c->id == id) ? c : NULL;
 }
 
+static void conn_notify(struct dp_worker *w, struct dp_conn *c, dp_conn_event_t ev,
+                        const char *reason)
+{
+    const dp_handler_t *h = &w->eng->h;
+    if (c->outbound && h->conn_event) {
+        cn_peer_t peer = c->peer;
+        h->conn_event(w->ctx, &peer, ev, reason, w->now);
+    }
+}
+
+static void conn_free_why(struct dp_worker *w, struct dp_conn *c, _Atomic uint64_t *reason,
+                          const char *why);
+static void tls_handshake(struct dp_worker *w, struct dp_conn *c);
+static void conn_flush(struct dp_worker *w, struct dp_conn *c);
+
 static void conn_free(struct dp_worker *w, struct dp_conn *c, _Atomic uint64_t *reason)
+{
+    conn_free_why(w, c, reason, NULL);
+}
+
+static void conn_free_why(struct dp_worker *w, struct dp_conn *c, _Atomic uint64_t *reason,
+                          const char *why)
 {
     if (c->state == CONN_FREE)
         return;
+    if (c->outbound) {
+        for (unsigned i = 0; i < w->n_out; i++)
+            if (w->out_ids[i] == c->id) {
+                w->out_ids[i] = w->out_ids[--w->n_out];
+                break;
+            }
+        conn_notify(w, c, c->was_up ? DP_CONN_CLOSED : DP_CONN_FAILED,
+                    why ? why : c->was_up ? "connection closed" : "connection failed");
+    }
     list_del(conn_list_of(w, c), c);
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     if (c->ssl) {
@@ -308,9 +345,16 @@ static void conn_flush(struct dp_worker *w, struct dp_conn *c)
 
 static int conn_send(struct dp_worker *w, struct dp_conn *c, const char *buf, size_t len)
 {
+    size_t limit = 4u * w->eng->conf->max_message_size + 65536;
+    if (c->state == CONN_HANDSHAKE && c->outbound) { /* written once it is up */
+        if (wbuf_append(c, buf, len, limit) != 0) {
+            conn_free_why(w, c, &w->stats.conns_closed_error, "send queue full");
+            return -1;
+        }
+        return 0;
+    }
     if (c->state != CONN_OPEN)
         return -1;
-    size_t limit = 4u * w->eng->conf->max_message_size + 65536;
     if (c->wlen > c->woff) { /* keep order behind what is queued */
         if (wbuf_append(c, buf, len, limit) != 0) {
             conn_free(w, c, &w->stats.conns_closed_error);
@@ -532,15 +576,51 @@ static int stream_input(struct dp_worker *w, struct dp_conn *c, const char *data
     return 0;
 }
 
+/* The connection is usable: move it to the LRU list, tell the upper layer, write
+ * what was queued while it was coming up. */
+static void conn_up(struct dp_worker *w, struct dp_conn *c)
+{
+    list_del(&w->hs_list, c);
+    c->state = CONN_OPEN;
+    c->since = w->now;
+    list_push(&w->lru, c);
+    if (!c->outbound)
+        return;
+    c->was_up = 1;
+    uint32_t id = c->id;
+    conn_notify(w, c, DP_CONN_UP, NULL);
+    if (conn_by_id(w, id) == c)
+        conn_flush(w, c);
+}
+
+/* Outbound TCP connect() finished (EPOLLOUT): TLS starts, or the connection is up. */
+static void connect_done(struct dp_worker *w, struct dp_conn *c)
+{
+    int err = 0;
+    socklen_t el = sizeof err;
+    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+    if (err) {
+        char addr[64], reason[200];
+        snprintf(reason, sizeof reason, "connect %s: %s",
+                 dp_sock_ntop(&c->peer.addr, addr, sizeof addr), strerror(err));
+        conn_free_why(w, c, &w->stats.conns_closed_error, reason);
+        return;
+    }
+    c->connecting = 0;
+    if (c->ssl) {
+        tls_handshake(w, c);
+        return;
+    }
+    set_epollout(w, c, 0);
+    conn_up(w, c);
+}
+
 static void tls_handshake(struct dp_worker *w, struct dp_conn *c)
 {
     ERR_clear_error();
     int r = SSL_do_handshake(c->ssl);
     if (r == 1) {
-        list_del(&w->hs_list, c);
-        c->state = CONN_OPEN;
-        c->since = w->now;
-        list_push(&w->lru, c);
+        conn_up(w, c);
         stat_add(&w->stats.tls_handshakes, 1);
         return;
     }
@@ -553,14 +633,19 @@ static void tls_handshake(struct dp_worker *w, struct dp_conn *c)
         set_epollout(w, c, 1);
         return;
     }
-    char why[256], addr[64];
+    char why[256], addr[64], reason[400];
     long vr = SSL_get_verify_result(c->ssl);
-    cn_log(CN_LOG_INFO, "tls_handshake_failed", "peer=%s reason=\"%s\"%s%s",
-           dp_sock_ntop(&c->peer.addr, addr, sizeof addr), dp_tls_last_error(why, sizeof why),
-           vr != X509_V_OK ? " verify=" : "",
-           vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "");
+    dp_tls_last_error(why, sizeof why);
+    if (vr != X509_V_OK)
+        snprintf(reason, sizeof reason, "TLS %s: %s: %s", dp_sock_ntop(&c->peer.addr, addr, sizeof addr),
+                 why, X509_verify_cert_error_string(vr));
+    else
+        snprintf(reason, sizeof reason, "TLS %s: %s", dp_sock_ntop(&c->peer.addr, addr, sizeof addr),
+                 why);
+    cn_log(CN_LOG_INFO, "tls_handshake_failed", "direction=%s reason=\"%s\"",
+           c->outbound ? "outgoing" : "incoming", reason);
     stat_add(&w->stats.tls_handshake_failures, 1);
-    conn_free(w, c, NULL);
+    conn_free_why(w, c, NULL, reason);
 }
 
 static void conn_readable(struct dp_worker *w, struct dp_conn *c)
@@ -616,6 +701,11 @@ static void conn_event(struct dp_worker *w, uint32_t idx, uint32_t events)
     if (c->state == CONN_FREE)
         return;
     uint32_t id = c->id;
+    if (c->connecting) {
+        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+            connect_done(w, c);
+        return;
+    }
     if (events & EPOLLOUT) {
         if (c->state == CONN_HANDSHAKE)
             tls_handshake(w, c);
@@ -633,58 +723,166 @@ static void conn_event(struct dp_worker *w, uint32_t idx, uint32_t events)
         conn_readable(w, c);
 }
 
+/* Takes a free slot for fd and registers it with epoll. NULL when the worker is full
+ * (the caller closes fd). */
+static struct dp_conn *conn_alloc(struct dp_worker *w, int fd, cn_transport_t tr,
+                                  const struct sockaddr_storage *ss, socklen_t sl)
+{
+    if (w->n_free == 0) {
+        stat_add(&w->stats.conns_refused_full, 1);
+        return NULL;
+    }
+    uint32_t idx = w->free_slots[--w->n_free];
+    struct dp_conn *c = &w->conns[idx];
+    uint32_t gen = ((c->id >> 20) + 1) & 0xfff;
+    memset(c, 0, sizeof *c);
+    c->id = gen << 20 | idx;
+    c->fd = fd;
+    c->tls = tr == CN_TRANSPORT_TLS;
+    c->since = w->now;
+    c->peer.transport = tr;
+    c->peer.worker = (uint16_t)w->id;
+    c->peer.conn_id = c->id;
+    c->peer.addrlen = sl;
+    memcpy(&c->peer.addr, ss, sl);
+    c->state = tr == CN_TRANSPORT_TLS ? CONN_HANDSHAKE : CONN_OPEN;
+    list_push(c->state == CONN_HANDSHAKE ? &w->hs_list : &w->lru, c);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)EV_CONN << 32 | idx};
+    epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
+    stat_add(&w->stats.connections, 1);
+    return c;
+}
+
 static void accept_ready(struct dp_worker *w, int lfd, int tls)
 {
-    const struct dp_conf *conf = w->eng->conf;
     for (int i = 0; i < 64; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
-        if (w->n_free == 0) {
-            stat_add(&w->stats.conns_refused_full, 1);
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        struct dp_conn *c = conn_alloc(w, fd, tls ? CN_TRANSPORT_TLS : CN_TRANSPORT_TCP, &ss, sl);
+        if (!c) {
             close(fd);
             continue;
         }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        uint32_t idx = w->free_slots[--w->n_free];
-        struct dp_conn *c = &w->conns[idx];
-        uint32_t gen = ((c->id >> 20) + 1) & 0xfff;
-        memset(c, 0, sizeof *c);
-        c->id = gen << 20 | idx;
-        c->fd = fd;
-        c->tls = (uint8_t)tls;
-        c->since = w->now;
-        c->peer.transport = tls ? CN_TRANSPORT_TLS : CN_TRANSPORT_TCP;
-        c->peer.worker = (uint16_t)w->id;
-        c->peer.conn_id = c->id;
-        c->peer.addrlen = sl;
-        memcpy(&c->peer.addr, &ss, sl);
+        stat_add(&w->stats.conns_accepted, 1);
         if (tls) {
             c->ssl = SSL_new(w->eng->tls_ctx);
             if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
-                SSL_free(c->ssl);
-                c->ssl = NULL;
-                close(fd);
-                w->free_slots[w->n_free++] = idx;
                 stat_add(&w->stats.tls_handshake_failures, 1);
+                conn_free(w, c, NULL);
                 continue;
             }
             SSL_set_accept_state(c->ssl);
-            c->state = CONN_HANDSHAKE;
-            list_push(&w->hs_list, c);
-        } else {
-            c->state = CONN_OPEN;
-            list_push(&w->lru, c);
         }
-        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)EV_CONN << 32 | idx};
-        epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
-        stat_add(&w->stats.connections, 1);
-        stat_add(&w->stats.conns_accepted, 1);
-        (void)conf;
     }
+}
+
+static uint64_t target_hash(const struct dp_target *t)
+{
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)t->transport;
+    const unsigned char *p = (const unsigned char *)&t->addr;
+    for (socklen_t i = 0; i < t->addrlen; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    for (const char *n = t->tls_name; n && *n; n++)
+        h = (h ^ (unsigned char)(*n | 0x20)) * 1099511628211ull;
+    return h;
+}
+
+int dp_connect(struct dp_worker *w, const struct dp_target *t, cn_peer_t *out, char *err,
+               size_t errlen)
+{
+    char addr[64];
+    memset(out, 0, sizeof *out);
+    out->transport = t->transport;
+    out->worker = (uint16_t)w->id;
+    out->addrlen = t->addrlen;
+    memcpy(&out->addr, &t->addr, t->addrlen);
+    if (t->transport == CN_TRANSPORT_UDP) {
+        if (w->udp_fd < 0) {
+            snprintf(err, errlen, "no UDP listener to send from (sip.udp_port = 0)");
+            return -1;
+        }
+        return 0;
+    }
+    uint64_t h = target_hash(t);
+    for (unsigned i = 0; i < w->n_out; i++) {
+        struct dp_conn *c = conn_by_id(w, w->out_ids[i]);
+        if (c && c->target_hash == h && c->peer.transport == t->transport &&
+            c->state != CONN_CLOSING) {
+            *out = c->peer;
+            return 0;
+        }
+    }
+    if (t->transport == CN_TRANSPORT_TLS && !w->eng->tls_client_ctx) {
+        snprintf(err, errlen, "no TLS client context (tls.certificate/tls.key not set)");
+        return -1;
+    }
+    if (w->n_out >= sizeof w->out_ids / sizeof w->out_ids[0]) {
+        snprintf(err, errlen, "too many outbound connections on worker %u", w->id);
+        return -1;
+    }
+    int fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, (const struct sockaddr *)&t->addr, t->addrlen) != 0 &&
+        errno != EINPROGRESS) {
+        snprintf(err, errlen, "connect %s: %s", dp_sock_ntop(&t->addr, addr, sizeof addr),
+                 strerror(errno));
+        close(fd);
+        return -1;
+    }
+    struct dp_conn *c = conn_alloc(w, fd, t->transport, &t->addr, t->addrlen);
+    if (!c) {
+        snprintf(err, errlen, "worker %u has no free connection slot", w->id);
+        close(fd);
+        return -1;
+    }
+    /* an outbound connection is "handshaking" until it is up, TCP included */
+    if (c->state == CONN_OPEN) {
+        list_del(&w->lru, c);
+        c->state = CONN_HANDSHAKE;
+        list_push(&w->hs_list, c);
+    }
+    c->outbound = 1;
+    c->connecting = 1;
+    c->target_hash = h;
+    w->out_ids[w->n_out++] = c->id;
+    set_epollout(w, c, 1);
+    if (t->transport == CN_TRANSPORT_TLS) {
+        c->ssl = SSL_new(w->eng->tls_client_ctx);
+        if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1 ||
+            (t->tls_name && (SSL_set_tlsext_host_name(c->ssl, t->tls_name) != 1 ||
+                             SSL_set1_host(c->ssl, t->tls_name) != 1))) {
+            snprintf(err, errlen, "TLS setup for %s failed", t->tls_name ? t->tls_name : "peer");
+            c->outbound = 0; /* nothing to report: the caller hears it now */
+            for (unsigned i = 0; i < w->n_out; i++)
+                if (w->out_ids[i] == c->id)
+                    w->out_ids[i] = w->out_ids[--w->n_out];
+            conn_free(w, c, NULL);
+            return -1;
+        }
+        SSL_set_connect_state(c->ssl);
+    }
+    *out = c->peer;
+    return 0;
+}
+
+struct x509_st *dp_peer_certificate(struct dp_worker *w, const cn_peer_t *peer)
+{
+    if (peer->transport != CN_TRANSPORT_TLS || peer->worker != w->id)
+        return NULL;
+    struct dp_conn *c = conn_by_id(w, peer->conn_id);
+    if (!c || !c->ssl || c->state != CONN_OPEN || SSL_get_verify_result(c->ssl) != X509_V_OK)
+        return NULL;
+    return SSL_get0_peer_certificate(c->ssl);
 }
 
 /* Closes connections whose handshake or idle time ran out. Both lists are ordered
@@ -693,8 +891,14 @@ static void sweep(struct dp_worker *w)
 {
     const struct dp_conf *conf = w->eng->conf;
     while (w->hs_list.head && w->now - w->hs_list.head->since >= conf->tls.handshake_timeout_ms) {
-        stat_add(&w->stats.tls_handshake_failures, 1);
-        conn_free(w, w->hs_list.head, &w->stats.conns_closed_idle);
+        struct dp_conn *c = w->hs_list.head;
+        char addr[64], reason[200];
+        snprintf(reason, sizeof reason, "%s %s: no answer within %u ms",
+                 c->connecting ? "connect" : "TLS handshake",
+                 dp_sock_ntop(&c->peer.addr, addr, sizeof addr), conf->tls.handshake_timeout_ms);
+        if (!c->connecting)
+            stat_add(&w->stats.tls_handshake_failures, 1);
+        conn_free_why(w, c, &w->stats.conns_closed_idle, reason);
     }
     while (w->lru.head && w->now - w->lru.head->since >= conf->tcp_idle_timeout_ms)
         conn_free(w, w->lru.head, &w->stats.conns_closed_idle);
@@ -969,6 +1173,9 @@ struct dp_engine *dp_engine_create(const struct dp_conf *conf, const dp_handler_
     e->n = conf->workers;
     if (conf->tls_port && !(e->tls_ctx = dp_tls_server_ctx(&conf->tls, err, errlen)))
         goto fail;
+    if (conf->tls.certificate[0] && conf->tls.key[0] &&
+        !(e->tls_client_ctx = dp_tls_client_ctx(&conf->tls, err, errlen)))
+        goto fail;
     if (probe_ports(conf, err, errlen) != 0)
         goto fail;
     e->w = aligned_alloc(64, sizeof *e->w * e->n);
@@ -1047,6 +1254,7 @@ void dp_engine_free(struct dp_engine *e)
         free(e->w);
     }
     SSL_CTX_free(e->tls_ctx);
+    SSL_CTX_free(e->tls_client_ctx);
     free(e);
 }
 

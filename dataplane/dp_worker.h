@@ -26,6 +26,12 @@
 struct dp_worker;
 struct dp_engine;
 
+typedef enum {
+    DP_CONN_UP = 1,     /* an outbound connection is connected (and TLS verified) */
+    DP_CONN_FAILED = 2, /* an outbound connection could not be set up: reason says why */
+    DP_CONN_CLOSED = 3, /* an outbound connection that was up is gone */
+} dp_conn_event_t;
+
 /* The upper layer. Every callback runs in the worker's own thread. */
 typedef struct dp_handler {
     /* At worker start; returns the per-worker context passed to the others. */
@@ -46,6 +52,11 @@ typedef struct dp_handler {
     /* Frees a posted message that will not be delivered (shutdown). May be called
      * from any thread once the workers have stopped. */
     void (*post_free)(void *msg);
+    /* Outbound connection state changes (dp_connect). May be NULL. `reason` is a
+     * human-readable cause for DP_CONN_FAILED ("connect 127.0.0.1:5061: Connection
+     * refused", "TLS: certificate verify failed: hostname mismatch"). */
+    void (*conn_event)(void *ctx, const cn_peer_t *peer, dp_conn_event_t ev, const char *reason,
+                       uint64_t now_ms);
     /* At worker exit, after the last message. */
     void (*stop)(void *ctx);
     void *arg;
@@ -93,6 +104,30 @@ int dp_send(struct dp_worker *w, const cn_peer_t *to, const char *buf, size_t le
 /* Hands `msg` to worker `to`'s handler->post. Returns 0, or -1 when that ring is
  * full: the caller still owns msg. */
 int dp_post(struct dp_worker *w, unsigned to, void *msg);
+
+/* Where an outbound request goes. */
+struct dp_target {
+    cn_transport_t transport;
+    socklen_t addrlen;
+    struct sockaddr_storage addr;
+    /* TLS: the SNI sent and the name the peer certificate must carry (SAN DNS entry;
+     * the CN only when the certificate has no SAN; no wildcards). NULL: the chain is
+     * verified but no name is checked. */
+    const char *tls_name;
+};
+
+/* Finds this worker's connection to `t`, or starts one (non-blocking). UDP needs no
+ * connection: the peer names this worker's UDP socket. Bytes sent while the
+ * connection is still connecting or handshaking are written once it is up; if it
+ * never comes up, handler->conn_event reports DP_CONN_FAILED with the reason.
+ * Returns 0 with *out set, or -1 with a reason in err. */
+int dp_connect(struct dp_worker *w, const struct dp_target *t, cn_peer_t *out, char *err,
+               size_t errlen);
+
+/* The verified certificate the peer of a TLS connection presented (NULL when none,
+ * or not TLS, or not owned by this worker). Borrowed: valid until the connection
+ * closes; the caller must not free it. */
+struct x509_st *dp_peer_certificate(struct dp_worker *w, const cn_peer_t *peer);
 
 /* Closes the connection named by `peer` once what is queued for it is written
  * (no-op for UDP). Only for connections this worker owns. */
