@@ -279,6 +279,16 @@ void ctl_on_bad_frame(struct ctl_worker *cw, const char *buf, size_t len,
     sip_msg_free(m);
 }
 
+void ctl_on_conn_event(struct ctl_worker *cw, const cn_peer_t *peer, ctl_conn_event_t ev,
+                       const char *reason, uint64_t now)
+{
+    cw->now = now;
+    if (ev == CTL_CONN_FAILED)
+        cn_log(CN_LOG_INFO, "conn_failed", "worker=%u reason=\"%s\"", cw->id,
+               reason ? reason : "");
+    (void)peer;
+}
+
 int64_t ctl_tick(struct ctl_worker *cw, uint64_t now)
 {
     cw->now = now;

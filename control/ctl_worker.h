@@ -21,6 +21,20 @@
 struct ctl_shared;
 struct ctl_worker;
 
+/* Where an outbound request goes (mirrors the dataplane's struct dp_target). */
+struct ctl_target {
+    cn_transport_t transport;
+    socklen_t addrlen;
+    struct sockaddr_storage addr;
+    const char *tls_name; /* SNI and the name the peer certificate must carry */
+};
+
+typedef enum {
+    CTL_CONN_UP = 1,
+    CTL_CONN_FAILED = 2,
+    CTL_CONN_CLOSED = 3,
+} ctl_conn_event_t;
+
 /* How control reaches the dataplane (function pointers: control does not link it). */
 typedef struct ctl_io {
     int (*send)(void *io, const cn_peer_t *to, const char *buf, size_t len);
@@ -29,6 +43,13 @@ typedef struct ctl_io {
     int (*post)(void *io, unsigned to, void *msg);
     /* Closes a stream connection after what is queued (a peer we cannot talk to). */
     void (*close)(void *io, const cn_peer_t *peer);
+    /* Finds or opens this worker's connection to `to` (a struct ctl_target). 0 with
+     * *out set (it may still be coming up: what is sent is queued), or -1 with err.
+     * Its fate is reported through ctl_on_conn_event(). */
+    int (*connect)(void *io, const struct ctl_target *to, cn_peer_t *out, char *err,
+                   size_t errlen);
+    /* The verified certificate of a TLS peer (borrowed), NULL when none. */
+    struct x509_st *(*peer_cert)(void *io, const cn_peer_t *peer);
     void *io;
 } ctl_io_t;
 
@@ -66,6 +87,9 @@ void ctl_on_bad_frame(struct ctl_worker *cw, const char *buf, size_t len,
 void ctl_on_post(struct ctl_worker *cw, void *msg, uint64_t now);
 /* Frees a posted message that will never be delivered (shutdown). */
 void ctl_forward_free(void *msg);
+/* An outbound connection came up, failed (reason says why) or closed. */
+void ctl_on_conn_event(struct ctl_worker *cw, const cn_peer_t *peer, ctl_conn_event_t ev,
+                       const char *reason, uint64_t now);
 /* Runs due timers; returns ms to the next one or -1. */
 int64_t ctl_tick(struct ctl_worker *cw, uint64_t now);
 

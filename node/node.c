@@ -32,11 +32,41 @@ static int io_send(void *io, const cn_peer_t *to, const char *buf, size_t len)
 static int io_post(void *io, unsigned to, void *msg) { return dp_post(io, to, msg); }
 static void io_close(void *io, const cn_peer_t *peer) { dp_close(io, peer); }
 
+static int io_connect(void *io, const struct ctl_target *to, cn_peer_t *out, char *err,
+                      size_t errlen)
+{
+    struct dp_target t = {.transport = to->transport, .addrlen = to->addrlen,
+                          .tls_name = to->tls_name};
+    memcpy(&t.addr, &to->addr, to->addrlen);
+    return dp_connect(io, &t, out, err, errlen);
+}
+
+static struct x509_st *io_peer_cert(void *io, const cn_peer_t *peer)
+{
+    return dp_peer_certificate(io, peer);
+}
+
+_Static_assert((int)CTL_CONN_UP == (int)DP_CONN_UP && (int)CTL_CONN_FAILED == (int)DP_CONN_FAILED &&
+                   (int)CTL_CONN_CLOSED == (int)DP_CONN_CLOSED,
+               "control and dataplane name connection events alike");
+
+static void h_conn_event(void *ctx, const cn_peer_t *peer, dp_conn_event_t ev,
+                         const char *reason, uint64_t now)
+{
+    if (ctx)
+        ctl_on_conn_event(ctx, peer, (ctl_conn_event_t)ev, reason, now);
+}
+
 static void *h_start(struct dp_worker *w, void *arg)
 {
     struct cn_node *n = arg;
     unsigned id = dp_worker_id(w);
-    ctl_io_t io = {.send = io_send, .post = io_post, .close = io_close, .io = w};
+    ctl_io_t io = {.send = io_send,
+                   .post = io_post,
+                   .close = io_close,
+                   .connect = io_connect,
+                   .peer_cert = io_peer_cert,
+                   .io = w};
     struct ctl_worker *cw = ctl_worker_create(n->sh, id, &io, &n->ctl_stats[id]);
     if (!cw)
         cn_log(CN_LOG_ERROR, "worker_start_failed", "worker=%u reason=\"out of memory\"", id);
@@ -187,6 +217,7 @@ int cn_node_run(const struct cn_config *cfg)
                       .tick = h_tick,
                       .post = h_post,
                       .post_free = ctl_forward_free,
+                      .conn_event = h_conn_event,
                       .stop = h_stop,
                       .arg = &n};
     if (!(n.dp = dp_engine_create(&cfg->dp, &h, err, sizeof err))) {
