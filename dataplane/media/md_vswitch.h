@@ -80,7 +80,9 @@ void md_vswitch_init(struct md_vswitch *vs, uint32_t fir_timeout_ms);
 md_status_t md_vswitch_add(struct md_vswitch *vs, int id, uint32_t out_ssrc);
 void md_vswitch_remove(struct md_vswitch *vs, int id);
 
-/* The active speaker changed (from the mixer's dominant speaker). */
+/* The active speaker changed (from the mixer's dominant speaker). An id that was
+ * not added (an audio-only participant) is ignored: the video stays on the last
+ * speaker who has video. */
 void md_vswitch_set_speaker(struct md_vswitch *vs, int id, uint64_t now_ms);
 
 /* Whether a packet of src may go to receiver rx (cheap test before copying it). */
