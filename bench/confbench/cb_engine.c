@@ -1427,9 +1427,11 @@ static void launch(cb_worker_t *w, uint64_t now)
     if (due <= w->launched)
         return;
     uint64_t backlog = due - w->launched;
-    /* Calls held back by --max-calls are not made up later in a burst. */
-    uint64_t cap = (uint64_t)(w->rate / 20) + 1;
+    /* A thread that fell behind (descheduled, busy) catches up, but by one second
+     * of calls at most; the rest are dropped and counted, never hidden. */
+    uint64_t cap = (uint64_t)w->rate + 1;
     if (backlog > cap) {
+        CB_ADD(w->c.launches_late, backlog - cap);
         w->launched += backlog - cap;
         backlog = cap;
     }

@@ -247,7 +247,8 @@ json_object *cb_report_json(const cb_run_t *r)
     J_ADD(tot, "requests_received", j_u64(CB_GET(t->requests_received)));
     J_ADD(tot, "connects", j_u64(CB_GET(t->connects)));
     J_ADD(tot, "tls_handshakes", j_u64(CB_GET(t->handshakes)));
-    J_ADD(tot, "launches_deferred_by_max_calls", j_u64(CB_GET(t->rate_deferred)));
+    J_ADD(tot, "launches_dropped_max_calls", j_u64(CB_GET(t->rate_deferred)));
+    J_ADD(tot, "launches_dropped_late", j_u64(CB_GET(t->launches_late)));
     double el = r->elapsed > 0 ? r->elapsed : 1;
     J_ADD(tot, "succeeded_per_s", json_object_new_double((double)CB_GET(t->succeeded) / el));
     J_ADD(tot, "interrupted", json_object_new_boolean(r->interrupted));
@@ -376,18 +377,24 @@ static const char plot_script[] =
     "set output 'rate.png'\n"
     "set title 'confbench: rate'\n"
     "set ylabel 'per second'\n"
+    "set y2label 'active calls'\n"
+    "set y2tics\n"
     "plot 'series.dat' using 1:2 with lines title 'target', \\\n"
     "     '' using 1:3 with lines title 'started', \\\n"
     "     '' using 1:4 with lines title 'succeeded', \\\n"
     "     '' using 1:6 with lines title 'active' axes x1y2\n"
+    "unset y2label\n"
+    "unset y2tics\n"
     "set output 'failures.png'\n"
     "set title 'confbench: failures per second'\n"
     "set ylabel 'failures'\n"
+    "set yrange [0:1<*]\n"
     "plot 'series.dat' using 1:5 with impulses lw 3 title 'failed', \\\n"
     "     '' using 1:7 with lines title 'retransmissions'\n"
     "set output 'latency.png'\n"
     "set title 'confbench: latency per second'\n"
     "set ylabel 'ms'\n"
+    "set yrange [0:*]\n"
     "plot 'series.dat' using 1:8 with lines title 'INVITE->200 p50', \\\n"
     "     '' using 1:9 with lines title 'INVITE->200 p90', \\\n"
     "     '' using 1:10 with lines title 'INVITE->200 p99', \\\n"
@@ -580,6 +587,13 @@ void cb_report_summary(FILE *f, const cb_run_t *r)
                 (unsigned long long)CB_GET(t->media_sent),
                 (unsigned long long)CB_GET(t->media_received),
                 (unsigned long long)CB_GET(t->media_calls_silent));
+    if (CB_GET(t->rate_deferred))
+        fprintf(f, "  %llu launches dropped: --max-calls calls were in progress\n",
+                (unsigned long long)CB_GET(t->rate_deferred));
+    if (CB_GET(t->launches_late))
+        fprintf(f, "  %llu launches dropped: the generator fell more than 1 s behind its "
+                   "schedule (starved of CPU?)\n",
+                (unsigned long long)CB_GET(t->launches_late));
     if (CB_GET(t->retransmissions) || CB_GET(t->stray_responses))
         fprintf(f, "  retransmissions %llu, stray responses %llu\n",
                 (unsigned long long)CB_GET(t->retransmissions),

@@ -170,7 +170,7 @@ void cb_counters_reset(cb_counters_t *c)
 #define CB_EACH_SCALAR(X)                                                                \
     X(started) X(succeeded) X(failed) X(requests_sent) X(responses_received)             \
     X(retransmissions) X(stray_responses) X(requests_received) X(connects) X(handshakes) \
-    X(rate_deferred) X(media_calls) X(media_sent) X(media_received)                      \
+    X(rate_deferred) X(launches_late) X(media_calls) X(media_sent) X(media_received)                      \
     X(media_calls_silent) X(media_unsolicited)
 
 void cb_counters_add(cb_counters_t *total, const cb_counters_t *c)

@@ -83,7 +83,8 @@ typedef struct cb_counters {
     _Atomic uint64_t requests_received; /* requests from the far end */
     _Atomic uint64_t connects;
     _Atomic uint64_t handshakes;
-    _Atomic uint64_t rate_deferred; /* launches delayed by --max-calls */
+    _Atomic uint64_t rate_deferred; /* launches dropped: --max-calls reached */
+    _Atomic uint64_t launches_late; /* launches dropped: the thread fell > 1 s behind */
     _Atomic uint64_t media_calls;
     _Atomic uint64_t media_sent;
     _Atomic uint64_t media_received;
