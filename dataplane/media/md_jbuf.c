@@ -59,6 +59,16 @@ md_jb_push_t md_jbuf_push(struct md_jbuf *jb, uint16_t seq, uint32_t ts, const u
         return MD_JB_QUEUED;
     }
     int d = md_seq_diff(seq, jb->next_seq);
+    if (d >= MD_JB_SLOTS || d < -MD_JB_BACK_JUMP) {
+        /* far ahead, or so far behind that the sender restarted its numbering */
+        jb->st.resync++;
+        md_jbuf_reset(jb);
+        jb->anchored = true;
+        jb->next_seq = seq;
+        jb->highest = seq;
+        store(jb, seq, ts, payload, len);
+        return MD_JB_RESYNC;
+    }
     if (d < 0) {
         /* while filling, an earlier packet moves the start back if it still fits */
         if (!jb->playing && md_seq_diff(jb->highest, seq) < MD_JB_SLOTS) {
@@ -68,15 +78,6 @@ md_jb_push_t md_jbuf_push(struct md_jbuf *jb, uint16_t seq, uint32_t ts, const u
         }
         jb->st.late++;
         return MD_JB_LATE;
-    }
-    if (d >= MD_JB_SLOTS) {
-        jb->st.resync++;
-        md_jbuf_reset(jb);
-        jb->anchored = true;
-        jb->next_seq = seq;
-        jb->highest = seq;
-        store(jb, seq, ts, payload, len);
-        return MD_JB_RESYNC;
     }
     struct md_jb_slot *s = &jb->slot[seq & MASK];
     if (s->used) {

@@ -20,13 +20,15 @@
 #define MD_JB_SLOTS 8         /* ring size (a power of two): 160 ms of audio */
 #define MD_JB_MAX_PAYLOAD 320 /* G.711 is 160; Opus 20 ms at up to 128 kbit/s */
 #define MD_JB_DEFAULT_DEPTH 3 /* 60 ms of buffering before playout */
+#define MD_JB_BACK_JUMP 100   /* a packet this many frames behind restarts the buffer */
 
 typedef enum md_jb_push {
     MD_JB_QUEUED = 0,
     MD_JB_LATE,      /* its playout time has passed: dropped */
     MD_JB_DUPLICATE, /* already buffered: dropped */
     MD_JB_TOO_BIG,   /* payload larger than MD_JB_MAX_PAYLOAD: dropped */
-    MD_JB_RESYNC,    /* too far ahead: the buffer was flushed and re-anchored on it */
+    MD_JB_RESYNC,    /* too far ahead, or more than MD_JB_BACK_JUMP behind (the sender
+                        restarted its numbering): flushed and re-anchored on it */
 } md_jb_push_t;
 
 typedef enum md_jb_pop {

@@ -158,6 +158,21 @@ static void jbuf_starts_after_depth_ticks_with_a_single_packet(void **state)
     assert_int_equal(pop(&jb), 7);
 }
 
+static void jbuf_resyncs_when_the_sender_restarts_its_numbering_far_behind(void **state)
+{
+    (void)state;
+    struct md_jbuf jb;
+    md_jbuf_init(&jb, 1);
+    push(&jb, 5000);
+    assert_int_equal(pop(&jb), 5000);
+    /* a few frames behind is late; hundreds behind is a new numbering */
+    assert_int_equal(push(&jb, 4990), MD_JB_LATE);
+    assert_int_equal(push(&jb, 5000 - MD_JB_BACK_JUMP - 1), MD_JB_RESYNC);
+    assert_int_equal(pop(&jb), 5000 - MD_JB_BACK_JUMP - 1);
+    assert_int_equal(push(&jb, 5000 - MD_JB_BACK_JUMP), MD_JB_QUEUED);
+    assert_int_equal(pop(&jb), 5000 - MD_JB_BACK_JUMP);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -169,6 +184,7 @@ int main(void)
         cmocka_unit_test(jbuf_underrun_conceals_without_skipping_then_stops),
         cmocka_unit_test(jbuf_resyncs_on_a_jump_far_ahead),
         cmocka_unit_test(jbuf_starts_after_depth_ticks_with_a_single_packet),
+        cmocka_unit_test(jbuf_resyncs_when_the_sender_restarts_its_numbering_far_behind),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
