@@ -6,6 +6,8 @@
 /* How far behind the newest packet an older one of the same source is still
  * forwarded (reordering), and never before the keyframe that started it. */
 #define REORDER_WINDOW 512
+/* A jump forward larger than this is a restarted stream, not loss. */
+#define MAX_JUMP 3000
 
 static bool valid(int id)
 {
@@ -100,6 +102,28 @@ bool md_vswitch_wants(const struct md_vswitch *vs, int rx, int src)
     return vs->rx[rx].cur == src || vs->rx[rx].want == src;
 }
 
+/* Chooses the offsets so that this packet follows the last one the receiver got:
+ * sequence + 1, timestamp + the time elapsed at 90 kHz (at least one frame). */
+static void anchor(struct md_vsw_rx *rx, const struct md_rtp *hdr, uint64_t now_ms)
+{
+    if (rx->started) {
+        uint64_t elapsed = now_ms > rx->last_ms ? now_ms - rx->last_ms : 0;
+        uint32_t step = elapsed * MD_VSW_CLOCK_KHZ > MD_VSW_MIN_TS_STEP
+                            ? (uint32_t)(elapsed * MD_VSW_CLOCK_KHZ)
+                            : MD_VSW_MIN_TS_STEP;
+        rx->seq_off = (uint16_t)(rx->last_seq + 1u - hdr->seq);
+        rx->ts_off = rx->last_ts + step - hdr->ts;
+        /* makes the anchoring packet the newest sent */
+        rx->last_seq = (uint16_t)(hdr->seq + rx->seq_off - 1u);
+    } else {
+        rx->seq_off = 0;
+        rx->ts_off = 0;
+        rx->last_seq = (uint16_t)(hdr->seq - 1u);
+    }
+    rx->first_in_seq = hdr->seq;
+    rx->src_ssrc = hdr->ssrc;
+}
+
 int md_vswitch_forward(struct md_vswitch *vs, int r, int s, const struct md_rtp *hdr, uint8_t *pkt,
                        bool keyframe, uint64_t now_ms)
 {
@@ -108,35 +132,25 @@ int md_vswitch_forward(struct md_vswitch *vs, int r, int s, const struct md_rtp 
     struct md_vsw_rx *rx = &vs->rx[r];
 
     if (s == rx->want && keyframe) {
-        /* the switch: continue the receiver's numbering from where it stands */
-        if (rx->started) {
-            uint64_t elapsed = now_ms > rx->last_ms ? now_ms - rx->last_ms : 0;
-            uint32_t step = elapsed * MD_VSW_CLOCK_KHZ > MD_VSW_MIN_TS_STEP
-                                ? (uint32_t)(elapsed * MD_VSW_CLOCK_KHZ)
-                                : MD_VSW_MIN_TS_STEP;
-            rx->seq_off = (uint16_t)(rx->last_seq + 1u - hdr->seq);
-            rx->ts_off = rx->last_ts + step - hdr->ts;
-        } else {
-            rx->seq_off = 0;
-            rx->ts_off = 0;
-        }
+        /* the switch */
+        anchor(rx, hdr, now_ms);
         rx->cur = s;
         rx->want = -1;
-        rx->first_in_seq = hdr->seq;
         rx->switches++;
         vs->src[s].keyframes++;
     }
     if (s != rx->cur)
         return 1;
 
-    /* highest input sequence so far is last_seq - seq_off; accept a reordered older
-       packet only within the window and not from before the switch */
+    /* highest input sequence so far is last_seq - seq_off */
     uint16_t hi_in = (uint16_t)(rx->last_seq - rx->seq_off);
-    int back = md_seq_diff(hdr->seq, hi_in);
-    if (rx->started && rx->switches > 0 && back < 0) {
-        int span = md_seq_diff(hi_in, rx->first_in_seq);
-        int limit = span < REORDER_WINDOW ? span : REORDER_WINDOW;
-        if (-back > limit)
+    int d = md_seq_diff(hdr->seq, hi_in);
+    if (hdr->ssrc != rx->src_ssrc || d > MAX_JUMP || d < -REORDER_WINDOW) {
+        /* the source restarted its stream (new SSRC or numbering): keep ours going */
+        anchor(rx, hdr, now_ms);
+    } else if (d < 0) {
+        /* a reordered older packet, but none from before the switch */
+        if (-d > md_seq_diff(hi_in, rx->first_in_seq))
             return 1;
     }
 

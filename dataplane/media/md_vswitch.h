@@ -6,7 +6,9 @@
  * timestamps that run on across switches: at a switch the offsets are chosen so that
  * the first forwarded packet of the new source follows the last one sent (sequence
  * + 1, timestamp + the wall-clock time elapsed at 90 kHz, at least one frame at 30
- * fps). The marker bit and the payload are left untouched.
+ * fps). The marker bit and the payload are left untouched. A source that restarts
+ * its stream (new SSRC, or a sequence jump of more than 3000 ahead or 512 behind) is
+ * re-anchored the same way.
  *
  * A switch waits for a keyframe: until the new source sends one, the receiver keeps
  * getting the old source (a receiver with no old source gets nothing). On a switch a
@@ -50,6 +52,7 @@ struct md_vsw_rx {
     uint16_t last_seq;     /* last sequence number sent */
     uint32_t last_ts;      /* last timestamp sent */
     uint16_t first_in_seq; /* first input sequence number of the current source */
+    uint32_t src_ssrc;     /* SSRC of the current source's stream */
     uint64_t last_ms;      /* when the last packet was sent */
     uint64_t forwarded;
     uint64_t switches;

@@ -121,6 +121,40 @@ static void switched_stream_keeps_ssrc_seq_and_ts_continuous(void **state)
     assert_int_equal(vs.rx[2].switches, 3);
 }
 
+static void a_source_that_restarts_its_stream_stays_continuous(void **state)
+{
+    (void)state;
+    struct md_vswitch vs;
+    md_vswitch_init(&vs, 0);
+    md_vswitch_add(&vs, 0, 10);
+    md_vswitch_add(&vs, 1, 11);
+    struct src s0 = {.ssrc = 1, .seq = 30000, .ts = 5000};
+    md_vswitch_set_speaker(&vs, 0, 0);
+    struct out o = fwd(&vs, 1, 0, &s0, true, true, 0);
+    assert_int_equal(o.rc, MD_OK);
+    for (int i = 0; i < 5; i++)
+        o = fwd(&vs, 1, 0, &s0, false, true, 33 * (uint64_t)i);
+    uint16_t last_seq = o.r.seq;
+    uint32_t last_ts = o.r.ts;
+    /* the same SSRC renumbered far behind, then a new SSRC far ahead */
+    s0.seq = 100;
+    o = fwd(&vs, 1, 0, &s0, false, true, 200);
+    assert_int_equal(o.rc, MD_OK);
+    assert_int_equal(o.r.seq, (uint16_t)(last_seq + 1));
+    assert_true(o.r.ts - last_ts >= MD_VSW_MIN_TS_STEP && o.r.ts - last_ts < 90000);
+    last_seq = o.r.seq;
+    s0.ssrc = 2;
+    s0.seq = 101; /* in sequence, but another stream */
+    s0.ts = 123456789;
+    o = fwd(&vs, 1, 0, &s0, false, true, 233);
+    assert_int_equal(o.rc, MD_OK);
+    assert_int_equal(o.r.ssrc, 11);
+    assert_int_equal(o.r.seq, (uint16_t)(last_seq + 1));
+    /* packets just before the restart point are still refused */
+    s0.seq = 99;
+    assert_int_equal(fwd(&vs, 1, 0, &s0, false, false, 240).rc, 1);
+}
+
 static void the_speaker_sees_the_previous_speaker(void **state)
 {
     (void)state;
@@ -232,6 +266,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(switched_stream_keeps_ssrc_seq_and_ts_continuous),
+        cmocka_unit_test(a_source_that_restarts_its_stream_stays_continuous),
         cmocka_unit_test(the_speaker_sees_the_previous_speaker),
         cmocka_unit_test(a_switch_asks_for_a_pli_then_firs_until_a_keyframe),
         cmocka_unit_test(removing_the_forwarded_source_stops_its_stream),
