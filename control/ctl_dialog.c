@@ -11,6 +11,7 @@
 
 #include "cn_log.h"
 #include "ctl_internal.h"
+#include "ctl_msg.h"
 
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
@@ -103,6 +104,22 @@ struct ctl_dialog *ctl_dialog_find(struct ctl_worker *cw, sip_str_t tag, sip_str
     return NULL;
 }
 
+/* Tells the cluster store a participant joined (+1) or left (-1) the room's
+ * conference; fire and forget (a full ring only makes the count lag). */
+static void count_participant(struct ctl_worker *cw, const struct ctl_dialog *d, int delta)
+{
+    if (!cw->conf->clustered || !cw->io.to_control || !d->room)
+        return;
+    struct ctl_msg_claim *q = calloc(1, sizeof *q);
+    if (!q)
+        return;
+    q->hdr.kind = CTL_MSG_COUNT;
+    q->delta = delta;
+    snprintf(q->conf, sizeof q->conf, "%s", d->room->conf->alias);
+    if (cw->io.to_control(cw->io.io, q) != 0)
+        free(q);
+}
+
 void ctl_dialog_confirm(struct ctl_worker *cw, struct ctl_dialog *d)
 {
     if (d->state == DLG_CONFIRMED)
@@ -113,6 +130,7 @@ void ctl_dialog_confirm(struct ctl_worker *cw, struct ctl_dialog *d)
         ctl_timer_cancel(&cw->timers, &d->invite->t_retx);
     cstat_add(&cw->stats->calls, 1);
     cstat_add(&cw->stats->calls_total, 1);
+    count_participant(cw, d, +1);
 }
 
 void ctl_dialog_end(struct ctl_worker *cw, struct ctl_dialog *d)
@@ -129,8 +147,10 @@ void ctl_dialog_end(struct ctl_worker *cw, struct ctl_dialog *d)
     }
     if (d->media_port >= 0)
         media_ports_release(&cw->ports, (uint16_t)d->media_port);
-    if (d->state == DLG_CONFIRMED)
+    if (d->state == DLG_CONFIRMED) {
         cstat_add(&cw->stats->calls, -1);
+        count_participant(cw, d, -1);
+    }
     cw->n_dlg--;
     cstat_add(&cw->stats->dialogs, -1);
     free(d->call_id);

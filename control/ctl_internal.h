@@ -126,6 +126,9 @@ void ctl_dialog_confirm(struct ctl_worker *cw, struct ctl_dialog *d);
 /* the node's user agent (ctl_uas.c) */
 void ctl_uas_request(struct ctl_worker *cw, sip_msg_t *m, const cn_peer_t *from, uint64_t now);
 void ctl_uas_answer_pending(struct ctl_worker *cw, struct ctl_txn *t, uint64_t now);
+struct ctl_msg_claim;
+/* The control thread's answer to "where does this room's conference live?". */
+void ctl_uas_placed(struct ctl_worker *cw, const struct ctl_msg_claim *answer);
 /* Sends a response outside any transaction (stateless), e.g. 400 to a broken request. */
 void ctl_send_stateless(struct ctl_worker *cw, const sip_msg_t *req, const cn_peer_t *to,
                         int status, const char *extra);

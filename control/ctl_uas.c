@@ -11,10 +11,12 @@
  *   body not SDP       415;  SDP we cannot meet 488 with a Warning saying why
  *   no transaction / dialog / port left: 503 with Retry-After, never a wait */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cn_log.h"
 #include "ctl_internal.h"
+#include "ctl_msg.h"
 #include "sdp_answer.h"
 
 #define ALLOW_HDR "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO\r\n"
@@ -183,6 +185,69 @@ void ctl_uas_answer_pending(struct ctl_worker *cw, struct ctl_txn *t, uint64_t n
     sip_msg_free(req);
 }
 
+static bool start_call(struct ctl_worker *cw, struct ctl_txn *t, sip_msg_t *m,
+                       const struct vmr *room);
+
+/* Asks the control thread (cluster store) which node hosts the room's conference.
+ * Returns false when the question could not be asked (the call then stays here:
+ * a node that cannot reach its own control thread serves locally). */
+static bool ask_placement(struct ctl_worker *cw, struct ctl_txn *t, const struct vmr *room)
+{
+    if (!cw->io.to_control)
+        return false;
+    struct ctl_msg_claim *q = calloc(1, sizeof *q);
+    if (!q)
+        return false;
+    q->hdr.kind = CTL_MSG_CLAIM;
+    snprintf(q->conf, sizeof q->conf, "%s", room->conf->alias);
+    memcpy(q->txn_key, t->key, t->key_len);
+    q->txn_key_len = t->key_len;
+    if (cw->io.to_control(cw->io.io, q) != 0) {
+        free(q);
+        return false;
+    }
+    return true;
+}
+
+void ctl_uas_placed(struct ctl_worker *cw, const struct ctl_msg_claim *a)
+{
+    struct ctl_txn *t = ctl_txn_find(cw, a->txn_key, a->txn_key_len);
+    if (!t || !t->pending || t->state != TXN_PROCEEDING)
+        return; /* cancelled or timed out meanwhile */
+    sip_msg_t *m = t->pending;
+    t->pending = NULL;
+    const struct vmr *room = ctl_vmr_find(cw->sh, sip_msg_ruri_user(m), sip_msg_ruri_host(m));
+    if (a->status != 0 || !room) {
+        char why[200];
+        snprintf(why, sizeof why, "No node can host the conference now (%s)",
+                 a->status == -4 ? "no live node that is not draining" : "cluster store error");
+        reply_warning(cw, t, m, 503, NULL, why, "Retry-After: 5\r\n");
+        sip_msg_free(m);
+        return;
+    }
+    if (a->mine) {
+        if (!start_call(cw, t, m, room))
+            sip_msg_free(m);
+        return;
+    }
+    /* another node hosts it: send the caller there */
+    char extra[512], first[64];
+    size_t k = strcspn(a->owner_addresses, ",");
+    snprintf(first, sizeof first, "%.*s", (int)(k < sizeof first ? k : sizeof first - 1),
+             a->owner_addresses);
+    const struct ctl_listen *l = &cw->sh->listen;
+    bool tls = t->peer.transport == CN_TRANSPORT_TLS;
+    snprintf(extra, sizeof extra, "Contact: <sip:%s@%s%s%s:%u;transport=%s>\r\n", room->user,
+             strchr(first, ':') ? "[" : "", first[0] ? first : a->owner_fqdn,
+             strchr(first, ':') ? "]" : "", tls ? l->tls_port : l->udp_port,
+             tls ? "tls" : cn_transport_name(t->peer.transport));
+    for (char *p = strstr(extra, "transport="); p && *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    reply(cw, t, m, 302, NULL, extra);
+    sip_msg_free(m);
+}
+
 /* Returns true when the request was taken over (t->pending). */
 static bool handle_invite(struct ctl_worker *cw, struct ctl_txn *t, sip_msg_t *m)
 {
@@ -215,6 +280,19 @@ static bool handle_invite(struct ctl_worker *cw, struct ctl_txn *t, sip_msg_t *m
     ssize_t n = build(cw, m, 100, NULL, NULL, NULL, NULL, 0);
     if (n > 0)
         ctl_txn_respond(cw, t, 100, cw->out, (size_t)n, cw->now);
+    if (cw->conf->clustered && ask_placement(cw, t, room)) {
+        t->pending = m; /* answered in ctl_uas_placed() */
+        return true;
+    }
+    return start_call(cw, t, m, room);
+}
+
+/* The room's conference is on this node: the dialog starts here. Returns true when
+ * m was kept (ringing). */
+static bool start_call(struct ctl_worker *cw, struct ctl_txn *t, sip_msg_t *m,
+                       const struct vmr *room)
+{
+    ssize_t n;
     struct ctl_dialog *d = ctl_dialog_new(cw, m, room);
     if (!d) {
         cstat_add(&cw->stats->overload_rejects, 1);

@@ -9,6 +9,7 @@
 
 #include "cn_log.h"
 #include "ctl_internal.h"
+#include "ctl_msg.h"
 
 /* ---- the VMR directory (shared, read-only after boot) ---- */
 static int vmr_cmp(const void *a, const void *b)
@@ -157,19 +158,15 @@ void ctl_worker_free(struct ctl_worker *cw)
 /* ---- entry points ---- */
 
 /* A request handed over to the worker that owns its dialog or conference: the
- * parsed message itself moves (its owner changes with it), so it is not parsed
- * twice. */
-struct ctl_forward {
-    cn_peer_t from;
-    sip_msg_t *m;
-};
-
+ * parsed message itself moves (its owner changes with it, struct ctl_forward in
+ * ctl_msg.h), so it is not parsed twice. */
 /* Takes m on success. */
 static bool forward(struct ctl_worker *cw, unsigned owner, sip_msg_t *m, const cn_peer_t *from)
 {
     struct ctl_forward *f = malloc(sizeof *f);
     if (!f)
         return false;
+    f->hdr.kind = CTL_MSG_FORWARD;
     f->from = *from;
     f->m = m;
     if (cw->io.post(cw->io.io, owner, f) != 0) {
@@ -256,17 +253,22 @@ void ctl_on_message(struct ctl_worker *cw, const char *buf, size_t len, const cn
 
 void ctl_on_post(struct ctl_worker *cw, void *msg, uint64_t now)
 {
-    struct ctl_forward *f = msg;
-    ctl_uas_request(cw, f->m, &f->from, now);
-    free(f);
-}
-
-void ctl_forward_free(void *msg)
-{
-    struct ctl_forward *f = msg;
-    if (f)
-        sip_msg_free(f->m);
-    free(f);
+    struct ctl_msg *h = msg;
+    cw->now = now;
+    switch (h->kind) {
+    case CTL_MSG_FORWARD: {
+        struct ctl_forward *f = msg;
+        ctl_uas_request(cw, f->m, &f->from, now);
+        free(f);
+        return;
+    }
+    case CTL_MSG_CLAIM_DONE:
+        ctl_uas_placed(cw, msg);
+        free(msg);
+        return;
+    default:
+        ctl_msg_free(msg);
+    }
 }
 
 void ctl_on_bad_frame(struct ctl_worker *cw, const char *buf, size_t len,

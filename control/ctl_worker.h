@@ -48,6 +48,9 @@ typedef struct ctl_io {
      * Its fate is reported through ctl_on_conn_event(). */
     int (*connect)(void *io, const struct ctl_target *to, cn_peer_t *out, char *err,
                    size_t errlen);
+    /* Hands msg (a struct ctl_msg) to the control thread; -1 when the ring is full
+     * and the caller still owns msg. */
+    int (*to_control)(void *io, void *msg);
     /* The verified certificate of a TLS peer (borrowed), NULL when none. */
     struct x509_st *(*peer_cert)(void *io, const cn_peer_t *peer);
     void *io;
@@ -85,8 +88,8 @@ void ctl_on_message(struct ctl_worker *cw, const char *buf, size_t len, const cn
 void ctl_on_bad_frame(struct ctl_worker *cw, const char *buf, size_t len,
                       const cn_peer_t *from, const char *why, uint64_t now);
 void ctl_on_post(struct ctl_worker *cw, void *msg, uint64_t now);
-/* Frees a posted message that will never be delivered (shutdown). */
-void ctl_forward_free(void *msg);
+/* Frees a posted message that will never be delivered (shutdown): ctl_msg_free()
+ * in ctl_msg.h. */
 /* An outbound connection came up, failed (reason says why) or closed. */
 void ctl_on_conn_event(struct ctl_worker *cw, const cn_peer_t *peer, ctl_conn_event_t ev,
                        const char *reason, uint64_t now);

@@ -123,6 +123,9 @@ struct dp_engine {
     unsigned n;
     struct dp_worker *w;       /* n workers */
     struct dp_ring **rings;    /* rings[from * n + to] */
+    struct dp_ring **to_ctl;   /* to_ctl[w]: worker w -> control thread */
+    struct dp_ring **from_ctl; /* from_ctl[w]: control thread -> worker w */
+    int ctl_wakefd;
     atomic_int stopping;
     int started;
 };
@@ -930,6 +933,9 @@ static void rings_drain(struct dp_worker *w)
     uint64_t v;
     ssize_t r = read(w->wakefd, &v, sizeof v);
     (void)r;
+    void *msg;
+    for (int i = 0; i < RING_SLOTS && dp_ring_dequeue(e->from_ctl[w->id], &msg) == 0; i++)
+        e->h.post(w->ctx, msg, w->now);
     for (unsigned from = 0; from < e->n; from++) {
         struct dp_ring *ring = e->rings[from * e->n + w->id];
         struct ring_slot s;
@@ -990,6 +996,46 @@ void dp_close(struct dp_worker *w, const cn_peer_t *peer)
     struct dp_conn *c = conn_by_id(w, peer->conn_id);
     if (c)
         conn_close_soon(w, c, NULL);
+}
+
+int dp_to_control(struct dp_worker *w, void *msg)
+{
+    struct dp_engine *e = w->eng;
+    if (dp_ring_enqueue(e->to_ctl[w->id], &msg) != 0) {
+        stat_add(&w->stats.ring_drops, 1);
+        return -1;
+    }
+    uint64_t one = 1;
+    ssize_t r = write(e->ctl_wakefd, &one, sizeof one);
+    (void)r;
+    return 0;
+}
+
+int dp_engine_control_fd(const struct dp_engine *e) { return e->ctl_wakefd; }
+
+size_t dp_engine_control_drain(struct dp_engine *e,
+                               void (*fn)(void *arg, unsigned worker, void *msg), void *arg)
+{
+    uint64_t v;
+    ssize_t r = read(e->ctl_wakefd, &v, sizeof v);
+    (void)r;
+    size_t n = 0;
+    for (unsigned w = 0; w < e->n; w++) {
+        void *msg;
+        while (dp_ring_dequeue(e->to_ctl[w], &msg) == 0) {
+            fn(arg, w, msg);
+            n++;
+        }
+    }
+    return n;
+}
+
+int dp_engine_post(struct dp_engine *e, unsigned worker, void *msg)
+{
+    if (worker >= e->n || dp_ring_enqueue(e->from_ctl[worker], &msg) != 0)
+        return -1;
+    wake(&e->w[worker]);
+    return 0;
 }
 
 unsigned dp_worker_id(const struct dp_worker *w) { return w->id; }
@@ -1168,6 +1214,7 @@ struct dp_engine *dp_engine_create(const struct dp_conf *conf, const dp_handler_
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    e->ctl_wakefd = -1;
     e->conf = conf;
     e->h = *h;
     e->n = conf->workers;
@@ -1180,7 +1227,10 @@ struct dp_engine *dp_engine_create(const struct dp_conf *conf, const dp_handler_
         goto fail;
     e->w = aligned_alloc(64, sizeof *e->w * e->n);
     e->rings = calloc((size_t)e->n * e->n, sizeof *e->rings);
-    if (!e->w || !e->rings) {
+    e->to_ctl = calloc(e->n, sizeof *e->to_ctl);
+    e->from_ctl = calloc(e->n, sizeof *e->from_ctl);
+    e->ctl_wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (!e->w || !e->rings || !e->to_ctl || !e->from_ctl || e->ctl_wakefd < 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -1190,6 +1240,12 @@ struct dp_engine *dp_engine_create(const struct dp_conf *conf, const dp_handler_
     for (size_t i = 0; i < (size_t)e->n * e->n; i++)
         if (!(e->rings[i] = dp_ring_create(RING_SLOTS, sizeof(struct ring_slot)))) {
             snprintf(err, errlen, "out of memory for worker rings");
+            goto fail;
+        }
+    for (unsigned i = 0; i < e->n; i++)
+        if (!(e->to_ctl[i] = dp_ring_create(RING_SLOTS, sizeof(void *))) ||
+            !(e->from_ctl[i] = dp_ring_create(RING_SLOTS, sizeof(void *)))) {
+            snprintf(err, errlen, "out of memory for control rings");
             goto fail;
         }
     for (unsigned i = 0; i < e->n; i++)
@@ -1248,6 +1304,21 @@ void dp_engine_free(struct dp_engine *e)
         }
         free(e->rings);
     }
+    struct dp_ring **ctl_rings[2] = {e->to_ctl, e->from_ctl};
+    for (int k = 0; k < 2; k++) {
+        if (!ctl_rings[k])
+            continue;
+        for (unsigned i = 0; i < e->n; i++) {
+            void *msg;
+            while (ctl_rings[k][i] && dp_ring_dequeue(ctl_rings[k][i], &msg) == 0)
+                if (e->h.post_free)
+                    e->h.post_free(msg);
+            dp_ring_free(ctl_rings[k][i]);
+        }
+        free(ctl_rings[k]);
+    }
+    if (e->ctl_wakefd >= 0)
+        close(e->ctl_wakefd);
     if (e->w) {
         for (unsigned i = 0; i < e->n; i++)
             worker_fini(&e->w[i]);

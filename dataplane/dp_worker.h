@@ -129,6 +129,25 @@ int dp_connect(struct dp_worker *w, const struct dp_target *t, cn_peer_t *out, c
  * closes; the caller must not free it. */
 struct x509_st *dp_peer_certificate(struct dp_worker *w, const cn_peer_t *peer);
 
+/* ---- the control thread ----
+ * Each worker has a ring to the control thread and one from it (single producer,
+ * single consumer each), so work that waits on the outside world (cluster store,
+ * DNS) is asked for and answered without a lock. Messages are opaque pointers
+ * owned by whoever dequeues them; undelivered ones go to handler->post_free. */
+
+/* Worker -> control thread. 0, or -1 when the ring is full (counted; the caller
+ * still owns msg). */
+int dp_to_control(struct dp_worker *w, void *msg);
+/* Readable when workers have posted to the control thread. */
+int dp_engine_control_fd(const struct dp_engine *e);
+/* Control thread: hands every pending message to fn(arg, worker, msg). Returns the
+ * number handled. */
+size_t dp_engine_control_drain(struct dp_engine *e,
+                               void (*fn)(void *arg, unsigned worker, void *msg), void *arg);
+/* Control thread -> worker (delivered through handler->post). 0, or -1 when the
+ * ring is full and the caller still owns msg. Only the control thread may call it. */
+int dp_engine_post(struct dp_engine *e, unsigned worker, void *msg);
+
 /* Closes the connection named by `peer` once what is queued for it is written
  * (no-op for UDP). Only for connections this worker owns. */
 void dp_close(struct dp_worker *w, const cn_peer_t *peer);

@@ -48,6 +48,7 @@ static int load(const char *path, struct cn_config *cfg, int check_files)
         return -1;
     }
     snprintf(cfg->ctl.node_name, sizeof cfg->ctl.node_name, "%s", cfg->node.name);
+    cfg->ctl.clustered = cfg->cluster.mode == CN_CLUSTER_REDIS;
     return 0;
 }
 

@@ -10,8 +10,12 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "cl_store.h"
+#include "ctl_central.h"
+#include "plan.h"
 #include "cn_log.h"
 #include "cn_time.h"
+#include "ctl_msg.h"
 #include "ctl_worker.h"
 #include "dp_worker.h"
 
@@ -21,6 +25,8 @@ struct cn_node {
     struct ctl_shared *sh;
     struct ctl_stats *ctl_stats; /* one per worker; outlives the workers */
     struct cn_admin *admin;
+    struct cl_store *store;      /* cluster state: in-process or Redis (control thread) */
+    struct ctl_central *central; /* answers workers' placement questions */
     uint64_t started_ms;
 };
 
@@ -31,6 +37,8 @@ static int io_send(void *io, const cn_peer_t *to, const char *buf, size_t len)
 }
 static int io_post(void *io, unsigned to, void *msg) { return dp_post(io, to, msg); }
 static void io_close(void *io, const cn_peer_t *peer) { dp_close(io, peer); }
+
+static int io_to_control(void *io, void *msg) { return dp_to_control(io, msg); }
 
 static int io_connect(void *io, const struct ctl_target *to, cn_peer_t *out, char *err,
                       size_t errlen)
@@ -66,6 +74,7 @@ static void *h_start(struct dp_worker *w, void *arg)
                    .close = io_close,
                    .connect = io_connect,
                    .peer_cert = io_peer_cert,
+                   .to_control = io_to_control,
                    .io = w};
     struct ctl_worker *cw = ctl_worker_create(n->sh, id, &io, &n->ctl_stats[id]);
     if (!cw)
@@ -94,7 +103,7 @@ static void h_post(void *ctx, void *msg, uint64_t now)
     if (ctx)
         ctl_on_post(ctx, msg, now);
     else
-        ctl_forward_free(msg);
+        ctl_msg_free(msg);
 }
 
 static void h_stop(void *ctx) { ctl_worker_free(ctx); }
@@ -146,6 +155,17 @@ static void snapshot(void *arg, struct cn_snapshot *s)
 }
 
 /* ---- the control thread: signals and admin HTTP ---- */
+static void on_worker_msg(void *arg, unsigned worker, void *msg)
+{
+    struct cn_node *n = arg;
+    ctl_central_on_msg(n->central, worker, msg);
+}
+
+static int central_post(void *io, unsigned w, void *msg)
+{
+    return dp_engine_post(io, w, msg);
+}
+
 static int control_loop(struct cn_node *n, int sfd)
 {
     int ep = epoll_create1(EPOLL_CLOEXEC);
@@ -157,9 +177,16 @@ static int control_loop(struct cn_node *n, int sfd)
         ev.data.u32 = 2;
         epoll_ctl(ep, EPOLL_CTL_ADD, cn_admin_fd(n->admin), &ev);
     }
+    ev.data.u32 = 3;
+    epoll_ctl(ep, EPOLL_CTL_ADD, cl_store_fd(n->store), &ev);
+    ev.data.u32 = 4;
+    epoll_ctl(ep, EPOLL_CTL_ADD, dp_engine_control_fd(n->dp), &ev);
     int signo = 0;
     while (!signo) {
         int timeout = n->admin ? cn_admin_timeout_ms(n->admin) : -1;
+        int st = cl_store_timeout_ms(n->store);
+        if (timeout < 0 || timeout > st)
+            timeout = st;
         if (timeout < 0 || timeout > 1000)
             timeout = 1000;
         struct epoll_event evs[4];
@@ -172,6 +199,8 @@ static int control_loop(struct cn_node *n, int sfd)
                     signo = (int)si.ssi_signo;
             }
         }
+        dp_engine_control_drain(n->dp, on_worker_msg, n);
+        cl_store_run(n->store);
         if (n->admin)
             cn_admin_run(n->admin);
     }
@@ -216,7 +245,7 @@ int cn_node_run(const struct cn_config *cfg)
                       .bad_frame = h_bad_frame,
                       .tick = h_tick,
                       .post = h_post,
-                      .post_free = ctl_forward_free,
+                      .post_free = ctl_msg_free,
                       .conn_event = h_conn_event,
                       .stop = h_stop,
                       .arg = &n};
@@ -232,6 +261,17 @@ int cn_node_run(const struct cn_config *cfg)
             goto out;
         }
     }
+    struct cl_store_conf scf;
+    cn_plan_store_conf(cfg, &scf);
+    if (!(n.store = cl_store_create(&scf, err, sizeof err))) {
+        cn_log(CN_LOG_ERROR, "start_failed", "config=%s field=cluster reason=\"%s\"", cfg->path,
+               err);
+        goto out;
+    }
+    if (!(n.central = ctl_central_create(n.store, central_post, n.dp))) {
+        cn_log(CN_LOG_ERROR, "start_failed", "reason=\"out of memory\"");
+        goto out;
+    }
     if (dp_engine_start(n.dp, err, sizeof err) != 0) {
         cn_log(CN_LOG_ERROR, "start_failed", "reason=\"%s\"", err);
         goto out;
@@ -246,6 +286,8 @@ out:
     /* reverse order: admin stops reading counters, workers finish and exit */
     cn_admin_stop(n.admin);
     dp_engine_free(n.dp);
+    ctl_central_free(n.central);
+    cl_store_free(n.store);
     ctl_shared_free(n.sh);
     free(n.ctl_stats);
     if (sfd >= 0)

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "ctl_msg.h"
 #include "ctl_worker.h"
 
 #define MAX_SENT 128
@@ -41,7 +42,7 @@ static int rec_post(void *io, unsigned to, void *msg)
 {
     (void)io;
     rec.posts[to]++;
-    ctl_forward_free(rec.last_post);
+    ctl_msg_free(rec.last_post);
     rec.last_post = msg;
     return 0;
 }
@@ -106,7 +107,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     ctl_worker_free(f->cw);
     ctl_shared_free(f->sh);
-    ctl_forward_free(rec.last_post);
+    ctl_msg_free(rec.last_post);
     rec.last_post = NULL;
     free(f);
     return 0;
@@ -473,7 +474,7 @@ static void a_new_call_goes_to_the_worker_hosting_the_room(void **state)
         ctl_on_message(f->cw, m, n, &f->udp, f->now);
         int on0 = rec.posts[1] == 0;
         assert_true(on0 ? rec.n >= 2 : rec.n == 0); /* answered here or handed over */
-        ctl_forward_free(rec.last_post);
+        ctl_msg_free(rec.last_post);
         memset(&rec, 0, sizeof rec);
         snprintf(br, sizeof br, "z9hG4bK-k%d", i);
         snprintf(cid, sizeof cid, "host1-%d", i);
@@ -481,7 +482,7 @@ static void a_new_call_goes_to_the_worker_hosting_the_room(void **state)
         ctl_on_message(w1, m, n, &f->udp, f->now);
         assert_int_equal(rec.posts[0], on0 ? 1 : 0);
         assert_true(on0 ? rec.n == 0 : rec.n >= 2);
-        ctl_forward_free(rec.last_post);
+        ctl_msg_free(rec.last_post);
         rec.last_post = NULL;
     }
     ctl_worker_free(w1);
