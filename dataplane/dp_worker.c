@@ -18,6 +18,7 @@
 #include "cn_log.h"
 #include "cn_time.h"
 #include "dp_frame.h"
+#include "dp_media.h"
 #include "dp_ring.h"
 #include "dp_sock.h"
 #include "dp_tls.h"
@@ -31,7 +32,7 @@
 #define SWEEP_INTERVAL_MS 250
 
 /* epoll_event.data.u64 = tag << 32 | value */
-enum ev_tag { EV_UDP = 1, EV_TCP_LISTEN, EV_TLS_LISTEN, EV_WAKE, EV_CONN };
+enum ev_tag { EV_UDP = 1, EV_TCP_LISTEN, EV_TLS_LISTEN, EV_WAKE, EV_CONN, EV_MEDIA };
 
 enum conn_state { CONN_FREE = 0, CONN_HANDSHAKE, CONN_OPEN, CONN_CLOSING };
 
@@ -111,6 +112,8 @@ struct __attribute__((aligned(64))) dp_worker {
     char *rx_buf;              /* UDP_BATCH * UDP_RX_SIZE */
     struct udp_tx *tx;
     char *scratch;             /* STREAM_READ_SIZE */
+
+    struct dp_media *media;    /* media ports, legs and conferences (dp_media.c) */
 
     struct dp_stats stats;
 };
@@ -1039,6 +1042,7 @@ int dp_engine_post(struct dp_engine *e, unsigned worker, void *msg)
 }
 
 unsigned dp_worker_id(const struct dp_worker *w) { return w->id; }
+struct dp_media *dp_worker_media(struct dp_worker *w) { return w->media; }
 unsigned dp_worker_count(const struct dp_worker *w) { return w->eng->n; }
 
 /* ---- the loop ---- */
@@ -1090,6 +1094,9 @@ static void *worker_main(void *arg)
                 break;
             case EV_CONN:
                 conn_event(w, val, evs[i].events);
+                break;
+            case EV_MEDIA:
+                dp_media_event(w->media, val, evs[i].events);
                 break;
             }
         }
@@ -1145,6 +1152,10 @@ static int worker_init(struct dp_engine *e, struct dp_worker *w, unsigned id, ch
 
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)EV_WAKE << 32};
     epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev);
+    if (!(w->media = dp_media_create(id, w->epfd, EV_MEDIA))) {
+        snprintf(err, errlen, "worker %u: media: out of memory or descriptors", id);
+        return -1;
+    }
     if (c->udp_port) {
         if ((w->udp_fd = dp_sock_listen(SOCK_DGRAM, c->listen, c->udp_port, err, errlen)) < 0)
             return -1;
@@ -1168,6 +1179,8 @@ static int worker_init(struct dp_engine *e, struct dp_worker *w, unsigned id, ch
 
 static void worker_fini(struct dp_worker *w)
 {
+    dp_media_free(w->media); /* before its epoll fd closes */
+    w->media = NULL;
     int fds[] = {w->udp_fd, w->tcp_fd, w->tls_fd, w->epfd, w->wakefd};
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
         if (fds[i] >= 0)
@@ -1334,6 +1347,11 @@ unsigned dp_engine_workers(const struct dp_engine *e) { return e->n; }
 const struct dp_stats *dp_engine_stats(const struct dp_engine *e, unsigned worker)
 {
     return worker < e->n ? &e->w[worker].stats : NULL;
+}
+
+struct dp_media *dp_engine_media(const struct dp_engine *e, unsigned worker)
+{
+    return worker < e->n ? e->w[worker].media : NULL;
 }
 
 int dp_engine_worker_cpu(const struct dp_engine *e, unsigned worker)

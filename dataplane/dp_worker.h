@@ -25,6 +25,7 @@
 
 struct dp_worker;
 struct dp_engine;
+struct dp_media;
 
 typedef enum {
     DP_CONN_UP = 1,     /* an outbound connection is connected (and TLS verified) */
@@ -92,6 +93,11 @@ const struct dp_stats *dp_engine_stats(const struct dp_engine *e, unsigned worke
 int dp_engine_worker_cpu(const struct dp_engine *e, unsigned worker);
 
 unsigned dp_worker_id(const struct dp_worker *w);
+/* The worker's media sessions (dp_media.h); only its own thread may use them. */
+struct dp_media *dp_worker_media(struct dp_worker *w);
+/* Worker `worker`'s media state, for the control thread to read its counters
+ * (dp_media_stats()) and nothing else; NULL when out of range. */
+struct dp_media *dp_engine_media(const struct dp_engine *e, unsigned worker);
 unsigned dp_worker_count(const struct dp_worker *w);
 
 /* Sends buf to `to`: a datagram from this worker's UDP socket, or bytes on the
