@@ -1,8 +1,8 @@
 /* confbench target resolution with c-ares (see cb_dns.h). */
 #include "cb_dns.h"
 
-#include <arpa/inet.h>
 #include <ares.h>
+#include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <poll.h>
 #include <stdio.h>
@@ -93,8 +93,8 @@ static int run(ares_channel ch, struct query *q, uint64_t deadline)
             continue;
         }
         for (int i = 0; i < n; i++) {
-            ares_socket_t r = (pfd[i].revents & (POLLIN | POLLERR | POLLHUP)) ? pfd[i].fd
-                                                                              : ARES_SOCKET_BAD;
+            ares_socket_t r =
+                (pfd[i].revents & (POLLIN | POLLERR | POLLHUP)) ? pfd[i].fd : ARES_SOCKET_BAD;
             ares_socket_t w = (pfd[i].revents & POLLOUT) ? pfd[i].fd : ARES_SOCKET_BAD;
             if (r != ARES_SOCKET_BAD || w != ARES_SOCKET_BAD)
                 ares_process_fd(ch, r, w);
@@ -205,8 +205,8 @@ static const char *server_text(const cb_opts_t *o)
     return o->dns[0] ? o->dns : "the system resolver";
 }
 
-int cb_resolve(const cb_opts_t *o, unsigned timeout_ms, cb_addr_t **out, unsigned *n,
-               char *err, size_t errlen)
+int cb_resolve(const cb_opts_t *o, unsigned timeout_ms, cb_addr_t **out, unsigned *n, char *err,
+               size_t errlen)
 {
     int ret = -1;
     ares_channel ch = NULL;
@@ -267,8 +267,8 @@ int cb_resolve(const cb_opts_t *o, unsigned timeout_ms, cb_addr_t **out, unsigne
             goto out;
         }
         if (q->status != ARES_SUCCESS) {
-            snprintf(err, errlen, "DNS: SRV %s: %s (server %s)", srvname,
-                     ares_strerror(q->status), server_text(o));
+            snprintf(err, errlen, "DNS: SRV %s: %s (server %s)", srvname, ares_strerror(q->status),
+                     server_text(o));
             goto out;
         }
         qsort(q->srv, q->nsrv, sizeof(q->srv[0]), cmp_srv);

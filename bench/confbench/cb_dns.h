@@ -22,15 +22,15 @@
 typedef struct cb_addr {
     struct sockaddr_storage sa;
     socklen_t len;
-    char text[80];      /* "127.0.0.1:5061", "[::1]:5061" */
-    char host[256];     /* the name it came from (SRV target or HOST), "" for a literal */
+    char text[80];  /* "127.0.0.1:5061", "[::1]:5061" */
+    char host[256]; /* the name it came from (SRV target or HOST), "" for a literal */
 } cb_addr_t;
 
 /* Resolves o->target into *out (malloc'ed array, *n entries, at least one on
  * success). Returns 0, or -1 with a message that names the record and the server
  * in err. Time is bounded by timeout_ms. */
-int cb_resolve(const cb_opts_t *o, unsigned timeout_ms, cb_addr_t **out, unsigned *n,
-               char *err, size_t errlen);
+int cb_resolve(const cb_opts_t *o, unsigned timeout_ms, cb_addr_t **out, unsigned *n, char *err,
+               size_t errlen);
 
 /* Formats an address as "IP:PORT" / "[IPv6]:PORT". */
 void cb_addr_format(const struct sockaddr *sa, char *out, size_t cap);

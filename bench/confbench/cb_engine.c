@@ -36,10 +36,10 @@ enum ev_type { EV_UDP = 1, EV_CONN = 2, EV_MEDIA = 3, EV_SINK = 4, EV_WAKE = 5 }
 
 enum call_state {
     CS_FREE = 0,
-    CS_INVITE,  /* INVITE sent, no final response yet */
-    CS_HOLD,    /* ACK sent, waiting for the hold time */
-    CS_BYE,     /* BYE sent */
-    CS_REQ,     /* OPTIONS / MESSAGE sent */
+    CS_INVITE, /* INVITE sent, no final response yet */
+    CS_HOLD,   /* ACK sent, waiting for the hold time */
+    CS_BYE,    /* BYE sent */
+    CS_REQ,    /* OPTIONS / MESSAGE sent */
 };
 
 enum conn_state { CN_CLOSED = 0, CN_CONNECTING, CN_HANDSHAKE, CN_UP };
@@ -138,18 +138,18 @@ typedef struct cb_worker {
     unsigned nconns;
     unsigned *free_conns; /* --conn-per-call */
     unsigned nfree_conns;
-    unsigned rr;          /* round-robin position */
+    unsigned rr; /* round-robin position */
     cb_timer_t *heap;
     size_t nheap, heap_cap;
-    unsigned *media;      /* calls sending media */
+    unsigned *media; /* calls sending media */
     unsigned nmedia;
     uint64_t next_media;
     /* pacing */
     unsigned epoch;
-    double rate;          /* this thread's share, per second */
+    double rate; /* this thread's share, per second */
     uint64_t pace_t0;
-    uint64_t launched;    /* since pace_t0 */
-    uint64_t quota;       /* --count share, 0 = unlimited */
+    uint64_t launched; /* since pace_t0 */
+    uint64_t quota;    /* --count share, 0 = unlimited */
     uint64_t total_launched;
     _Atomic bool count_done;
     _Atomic unsigned applied_epoch; /* the last rate change this thread acted on */
@@ -325,9 +325,8 @@ static void call_arm(cb_worker_t *w, cb_call_t *c, uint64_t when)
 static void call_end(cb_worker_t *w, cb_call_t *c, bool ok);
 static void call_fail(cb_worker_t *w, cb_call_t *c, cb_fail_t r);
 static void conn_fail(cb_worker_t *w, cb_conn_t *cn, cb_fail_t r);
-static void handle_message(cb_worker_t *w, const char *buf, size_t len, int conn,
-                           unsigned udp, const struct sockaddr_storage *from,
-                           socklen_t fromlen);
+static void handle_message(cb_worker_t *w, const char *buf, size_t len, int conn, unsigned udp,
+                           const struct sockaddr_storage *from, socklen_t fromlen);
 
 /* ------------------------------------------------------------------------ connections */
 
@@ -403,8 +402,8 @@ static int conn_flush(cb_worker_t *w, cb_conn_t *cn)
             if (n < 0) {
                 if (errno == EAGAIN || errno == EINTR)
                     break;
-                note(w->e, CB_FAIL_CLOSED, "send to %s failed: %s",
-                     w->e->targets[cn->target].text, strerror(errno));
+                note(w->e, CB_FAIL_CLOSED, "send to %s failed: %s", w->e->targets[cn->target].text,
+                     strerror(errno));
                 conn_fail(w, cn, CB_FAIL_CLOSED);
                 return -1;
             }
@@ -524,16 +523,14 @@ static void conn_connected(cb_worker_t *w, cb_conn_t *cn)
     getsockopt(cn->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
     if (soerr) {
         cb_fail_t r = soerr == ECONNREFUSED ? CB_FAIL_REFUSED : CB_FAIL_CONNECT;
-        note(w->e, r, "connect to %s failed: %s", w->e->targets[cn->target].text,
-             strerror(soerr));
+        note(w->e, r, "connect to %s failed: %s", w->e->targets[cn->target].text, strerror(soerr));
         conn_fail(w, cn, r);
         return;
     }
     CB_ADD(w->c.connects, 1);
     if (w->e->ssl) {
         if (conn_start_tls(w, cn)) {
-            note(w->e, CB_FAIL_LOCAL, "cannot set up TLS for %s",
-                 w->e->targets[cn->target].text);
+            note(w->e, CB_FAIL_LOCAL, "cannot set up TLS for %s", w->e->targets[cn->target].text);
             conn_fail(w, cn, CB_FAIL_LOCAL);
         }
         return;
@@ -644,8 +641,7 @@ static void conn_read(cb_worker_t *w, cb_conn_t *cn)
         if (n <= 0) {
             if (cn->ncalls)
                 note(w->e, CB_FAIL_CLOSED, "connection to %s %s with calls in progress",
-                     w->e->targets[cn->target].text,
-                     n == 0 ? "closed by the peer" : "reset");
+                     w->e->targets[cn->target].text, n == 0 ? "closed by the peer" : "reset");
             conn_fail(w, cn, CB_FAIL_CLOSED);
             return;
         }
@@ -869,8 +865,8 @@ static void media_read(cb_worker_t *w, int fd, cb_call_t *c)
 
 static void call_id_make(cb_worker_t *w, cb_call_t *c)
 {
-    snprintf(c->call_id, sizeof(c->call_id), "cb%u.%u.%u.%016llx", w->id,
-             (unsigned)(c - w->calls), c->gen, (unsigned long long)rnd(w));
+    snprintf(c->call_id, sizeof(c->call_id), "cb%u.%u.%u.%016llx", w->id, (unsigned)(c - w->calls),
+             c->gen, (unsigned long long)rnd(w));
     snprintf(c->from_tag, sizeof(c->from_tag), "%016llx", (unsigned long long)rnd(w));
 }
 
@@ -930,8 +926,7 @@ static int call_transmit(cb_worker_t *w, cb_call_t *c, const char *buf, size_t l
     }
     const cb_addr_t *t = &w->e->targets[c->target];
     ssize_t n = sendto(w->udp[c->udp].fd, buf, len, 0, (const struct sockaddr *)&t->sa, t->len);
-    if (n < 0 && errno != EAGAIN && errno != ENOBUFS && errno != ECONNREFUSED &&
-        errno != EINTR) {
+    if (n < 0 && errno != EAGAIN && errno != ENOBUFS && errno != ECONNREFUSED && errno != EINTR) {
         note(w->e, CB_FAIL_CONNECT, "sendto %s failed: %s", t->text, strerror(errno));
         call_fail(w, c, CB_FAIL_CONNECT);
         return -1;
@@ -1089,13 +1084,14 @@ static void call_timer(cb_worker_t *w, cb_call_t *c, uint64_t now)
     }
     if (now >= c->deadline) {
         char what[32];
-        snprintf(what, sizeof(what), "%s", c->state == CS_INVITE ? "INVITE"
-                                           : c->state == CS_BYE  ? "BYE"
-                                                                 : "request");
-        const cb_addr_t *t = c->conn >= 0 ? &e->targets[w->conns[c->conn].target]
-                                          : &e->targets[c->target];
-        note(e, CB_FAIL_TIMEOUT, "no final response to %s from %s within %u ms", what,
-             t->text, e->o.timeout_ms);
+        snprintf(what, sizeof(what), "%s",
+                 c->state == CS_INVITE ? "INVITE"
+                 : c->state == CS_BYE  ? "BYE"
+                                       : "request");
+        const cb_addr_t *t =
+            c->conn >= 0 ? &e->targets[w->conns[c->conn].target] : &e->targets[c->target];
+        note(e, CB_FAIL_TIMEOUT, "no final response to %s from %s within %u ms", what, t->text,
+             e->o.timeout_ms);
         call_fail(w, c, CB_FAIL_TIMEOUT);
         return;
     }
@@ -1107,8 +1103,7 @@ static void call_timer(cb_worker_t *w, cb_call_t *c, uint64_t now)
             c->rtx_ms *= 2;
         else
             c->rtx_ms = c->provisional ? e->o.t2_ms
-                                       : (c->rtx_ms * 2 < e->o.t2_ms ? c->rtx_ms * 2
-                                                                     : e->o.t2_ms);
+                                       : (c->rtx_ms * 2 < e->o.t2_ms ? c->rtx_ms * 2 : e->o.t2_ms);
         c->rtx_at = now + (uint64_t)c->rtx_ms * 1000u;
     }
     uint64_t next = c->deadline;
@@ -1312,15 +1307,13 @@ static void answer_request(cb_worker_t *w, const cb_sip_msg_t *m, int conn, unsi
     }
 }
 
-static void handle_message(cb_worker_t *w, const char *buf, size_t len, int conn,
-                           unsigned udp, const struct sockaddr_storage *from,
-                           socklen_t fromlen)
+static void handle_message(cb_worker_t *w, const char *buf, size_t len, int conn, unsigned udp,
+                           const struct sockaddr_storage *from, socklen_t fromlen)
 {
     cb_sip_msg_t m;
     if (cb_sip_parse(buf, len, &m) != CB_SIP_OK) {
         CB_ADD(w->c.stray_responses, 1);
-        note(w->e, CB_FAIL_PROTOCOL, "unparseable message received (%zu bytes): %.40s", len,
-             buf);
+        note(w->e, CB_FAIL_PROTOCOL, "unparseable message received (%zu bytes): %.40s", len, buf);
         return;
     }
     if (m.is_request) {
@@ -1402,8 +1395,7 @@ static void udp_errors(cb_worker_t *w, unsigned ui)
         if (!c)
             continue;
         cb_fail_t r = ee_errno == ECONNREFUSED ? CB_FAIL_REFUSED : CB_FAIL_CONNECT;
-        note(w->e, r, "UDP to %s: %s (ICMP)", where,
-             ee_errno ? strerror(ee_errno) : "unreachable");
+        note(w->e, r, "UDP to %s: %s (ICMP)", where, ee_errno ? strerror(ee_errno) : "unreachable");
         call_fail(w, c, r);
     }
 }
@@ -1468,8 +1460,7 @@ static void run_timers(cb_worker_t *w, uint64_t now)
                 call_timer(w, c, now);
         } else {
             cb_conn_t *cn = &w->conns[t.idx];
-            if (cn->tseq == t.seq &&
-                (cn->state == CN_CONNECTING || cn->state == CN_HANDSHAKE)) {
+            if (cn->tseq == t.seq && (cn->state == CN_CONNECTING || cn->state == CN_HANDSHAKE)) {
                 bool tls = cn->state == CN_HANDSHAKE;
                 note(w->e, tls ? CB_FAIL_TLS : CB_FAIL_CONNECT_TIMEOUT,
                      "%s %s did not complete within %u ms",
@@ -1593,8 +1584,8 @@ static int route_source(const cb_addr_t *t, struct sockaddr_storage *ss, socklen
     return rc;
 }
 
-static int udp_open(const struct sockaddr_storage *b, socklen_t blen, cb_udp_t *u,
-                    bool recverr, char *err, size_t errlen)
+static int udp_open(const struct sockaddr_storage *b, socklen_t blen, cb_udp_t *u, bool recverr,
+                    char *err, size_t errlen)
 {
     struct sockaddr_storage ss = *b;
     socklen_t len = blen;
@@ -1770,8 +1761,7 @@ static int tls_setup(cb_engine_t *e, char *err, size_t errlen)
         return -1;
     }
     SSL_CTX_set_min_proto_version(e->ssl, TLS1_2_VERSION);
-    SSL_CTX_set_mode(e->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
-                                 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_mode(e->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_session_cache_mode(e->ssl, SSL_SESS_CACHE_OFF);
     char ebuf[256];
     if (o->no_verify) {
@@ -1796,8 +1786,7 @@ static int tls_setup(cb_engine_t *e, char *err, size_t errlen)
         if (SSL_CTX_use_PrivateKey_file(e->ssl, o->key, SSL_FILETYPE_PEM) != 1 ||
             SSL_CTX_check_private_key(e->ssl) != 1) {
             ERR_error_string_n(ERR_get_error(), ebuf, sizeof(ebuf));
-            snprintf(err, errlen, "TLS: cannot use the key %s with %s: %s", o->key, o->cert,
-                     ebuf);
+            snprintf(err, errlen, "TLS: cannot use the key %s with %s: %s", o->key, o->cert, ebuf);
             return -1;
         }
     }

@@ -15,11 +15,44 @@
 #include <strings.h>
 
 enum opt_id {
-    O_SCENARIO, O_TRANSPORT, O_RATE, O_DURATION, O_COUNT, O_MAX_CALLS, O_HOLD, O_THREADS,
-    O_CONNS, O_CONN_PER_CALL, O_BIND, O_DNS, O_SRV, O_USER, O_DOMAIN, O_FROM, O_CA,
-    O_CERT, O_KEY, O_TLS_NAME, O_SNI, O_NO_VERIFY, O_MEDIA, O_SRTP, O_EXPECT, O_TIMEOUT,
-    O_T1, O_DRAIN, O_RAMP, O_STEP_TIME, O_MAX_STEPS, O_JSON, O_PLOT, O_BODY, O_VERBOSE,
-    O_QUIET, O_HELP, O_VERSION,
+    O_SCENARIO,
+    O_TRANSPORT,
+    O_RATE,
+    O_DURATION,
+    O_COUNT,
+    O_MAX_CALLS,
+    O_HOLD,
+    O_THREADS,
+    O_CONNS,
+    O_CONN_PER_CALL,
+    O_BIND,
+    O_DNS,
+    O_SRV,
+    O_USER,
+    O_DOMAIN,
+    O_FROM,
+    O_CA,
+    O_CERT,
+    O_KEY,
+    O_TLS_NAME,
+    O_SNI,
+    O_NO_VERIFY,
+    O_MEDIA,
+    O_SRTP,
+    O_EXPECT,
+    O_TIMEOUT,
+    O_T1,
+    O_DRAIN,
+    O_RAMP,
+    O_STEP_TIME,
+    O_MAX_STEPS,
+    O_JSON,
+    O_PLOT,
+    O_BODY,
+    O_VERBOSE,
+    O_QUIET,
+    O_HELP,
+    O_VERSION,
 };
 
 struct opt_def {
@@ -30,25 +63,44 @@ struct opt_def {
 };
 
 static const struct opt_def opt_table[] = {
-    {"scenario", 's', true, O_SCENARIO},   {"transport", 't', true, O_TRANSPORT},
-    {"rate", 'r', true, O_RATE},           {"duration", 'd', true, O_DURATION},
-    {"count", 'n', true, O_COUNT},         {"max-calls", 'm', true, O_MAX_CALLS},
-    {"hold", 0, true, O_HOLD},             {"threads", 'j', true, O_THREADS},
-    {"conns", 'c', true, O_CONNS},         {"conn-per-call", 0, false, O_CONN_PER_CALL},
-    {"bind", 'b', true, O_BIND},           {"dns", 0, true, O_DNS},
-    {"srv", 0, true, O_SRV},               {"user", 'u', true, O_USER},
-    {"domain", 0, true, O_DOMAIN},         {"from", 0, true, O_FROM},
-    {"ca", 0, true, O_CA},                 {"cert", 0, true, O_CERT},
-    {"key", 0, true, O_KEY},               {"tls-name", 0, true, O_TLS_NAME},
-    {"sni", 0, true, O_SNI},               {"no-verify", 0, false, O_NO_VERIFY},
-    {"media", 0, false, O_MEDIA},          {"srtp", 0, false, O_SRTP},
-    {"expect", 'e', true, O_EXPECT},       {"timeout", 0, true, O_TIMEOUT},
-    {"t1", 0, true, O_T1},                 {"drain", 0, true, O_DRAIN},
-    {"ramp", 0, true, O_RAMP},             {"step-time", 0, true, O_STEP_TIME},
-    {"max-steps", 0, true, O_MAX_STEPS},   {"json", 'o', true, O_JSON},
-    {"plot", 'p', true, O_PLOT},           {"body", 0, true, O_BODY},
-    {"verbose", 'v', false, O_VERBOSE},    {"quiet", 'q', false, O_QUIET},
-    {"help", 'h', false, O_HELP},          {"version", 'V', false, O_VERSION},
+    {"scenario", 's', true, O_SCENARIO},
+    {"transport", 't', true, O_TRANSPORT},
+    {"rate", 'r', true, O_RATE},
+    {"duration", 'd', true, O_DURATION},
+    {"count", 'n', true, O_COUNT},
+    {"max-calls", 'm', true, O_MAX_CALLS},
+    {"hold", 0, true, O_HOLD},
+    {"threads", 'j', true, O_THREADS},
+    {"conns", 'c', true, O_CONNS},
+    {"conn-per-call", 0, false, O_CONN_PER_CALL},
+    {"bind", 'b', true, O_BIND},
+    {"dns", 0, true, O_DNS},
+    {"srv", 0, true, O_SRV},
+    {"user", 'u', true, O_USER},
+    {"domain", 0, true, O_DOMAIN},
+    {"from", 0, true, O_FROM},
+    {"ca", 0, true, O_CA},
+    {"cert", 0, true, O_CERT},
+    {"key", 0, true, O_KEY},
+    {"tls-name", 0, true, O_TLS_NAME},
+    {"sni", 0, true, O_SNI},
+    {"no-verify", 0, false, O_NO_VERIFY},
+    {"media", 0, false, O_MEDIA},
+    {"srtp", 0, false, O_SRTP},
+    {"expect", 'e', true, O_EXPECT},
+    {"timeout", 0, true, O_TIMEOUT},
+    {"t1", 0, true, O_T1},
+    {"drain", 0, true, O_DRAIN},
+    {"ramp", 0, true, O_RAMP},
+    {"step-time", 0, true, O_STEP_TIME},
+    {"max-steps", 0, true, O_MAX_STEPS},
+    {"json", 'o', true, O_JSON},
+    {"plot", 'p', true, O_PLOT},
+    {"body", 0, true, O_BODY},
+    {"verbose", 'v', false, O_VERBOSE},
+    {"quiet", 'q', false, O_QUIET},
+    {"help", 'h', false, O_HELP},
+    {"version", 'V', false, O_VERSION},
 };
 
 #define NOPTS (sizeof(opt_table) / sizeof(opt_table[0]))
@@ -311,8 +363,10 @@ static int apply(cb_opts_t *o, const struct opt_def *d, const char *v, bool *tra
     switch (d->id) {
     case O_SCENARIO:
         if (scenario_parse(v, &o->scenario))
-            return opt_error(err, errlen, "--scenario: expected call, options, message or "
-                                     "handshake, got \"%s\"", v);
+            return opt_error(err, errlen,
+                             "--scenario: expected call, options, message or "
+                             "handshake, got \"%s\"",
+                             v);
         return 0;
     case O_TRANSPORT:
         if (transport_parse(v, &o->transport))
@@ -321,13 +375,15 @@ static int apply(cb_opts_t *o, const struct opt_def *d, const char *v, bool *tra
         return 0;
     case O_RATE:
         if (parse_double(v, 0.01, 1e7, &o->rate))
-            return opt_error(err, errlen, "--rate: expected a number of calls per second "
-                                     "(0.01 to 10000000), got \"%s\"", v);
+            return opt_error(err, errlen,
+                             "--rate: expected a number of calls per second "
+                             "(0.01 to 10000000), got \"%s\"",
+                             v);
         return 0;
     case O_DURATION:
         if (parse_duration_ms(v, 1000, 86400000ull, &u64))
             return opt_error(err, errlen, "--duration: expected seconds (1 to 86400), got \"%s\"",
-                        v);
+                             v);
         o->duration = (unsigned)(u64 / 1000);
         return 0;
     case O_COUNT:
@@ -341,7 +397,7 @@ static int apply(cb_opts_t *o, const struct opt_def *d, const char *v, bool *tra
     case O_HOLD:
         if (parse_duration_ms(v, 0, 86400000ull, &u64))
             return opt_error(err, errlen, "--hold: expected a time (\"2s\", \"500ms\"), got \"%s\"",
-                        v);
+                             v);
         o->hold_ms = (unsigned)u64;
         return 0;
     case O_THREADS:
@@ -357,20 +413,22 @@ static int apply(cb_opts_t *o, const struct opt_def *d, const char *v, bool *tra
         return 0;
     case O_BIND:
         if (cb_binds_parse(v, o))
-            return opt_error(err, errlen, "--bind: expected IP addresses separated by commas "
-                                     "(at most %d), got \"%s\"", CB_MAX_BINDS, v);
+            return opt_error(err, errlen,
+                             "--bind: expected IP addresses separated by commas "
+                             "(at most %d), got \"%s\"",
+                             CB_MAX_BINDS, v);
         return 0;
     case O_DNS: {
         cb_target_spec_t t;
         if (cb_target_parse(v, &t) || t.port == 0 || copy_str(o->dns, sizeof(o->dns), v))
             return opt_error(err, errlen, "--dns: expected HOST:PORT of a DNS server, got \"%s\"",
-                        v);
+                             v);
         return 0;
     }
     case O_SRV:
         if (v[0] != '_' || copy_str(o->srv, sizeof(o->srv), v))
             return opt_error(err, errlen, "--srv: expected a prefix such as _sips._tcp, got \"%s\"",
-                        v);
+                             v);
         return 0;
     case O_USER:
         if (!valid_token(v) || copy_str(o->user, sizeof(o->user), v))
@@ -423,15 +481,19 @@ static int apply(cb_opts_t *o, const struct opt_def *d, const char *v, bool *tra
     case O_EXPECT: {
         unsigned c;
         if (parse_uint(v, 200, 699, &c))
-            return opt_error(err, errlen, "--expect: expected a final response code (200 to 699), "
-                                     "got \"%s\"", v);
+            return opt_error(err, errlen,
+                             "--expect: expected a final response code (200 to 699), "
+                             "got \"%s\"",
+                             v);
         o->expect = (int)c;
         return 0;
     }
     case O_TIMEOUT:
         if (parse_duration_ms(v, 100, 3600000, &u64))
-            return opt_error(err, errlen, "--timeout: expected a time from 100ms to 3600s, "
-                                     "got \"%s\"", v);
+            return opt_error(err, errlen,
+                             "--timeout: expected a time from 100ms to 3600s, "
+                             "got \"%s\"",
+                             v);
         o->timeout_ms = (unsigned)u64;
         return 0;
     case O_T1:
@@ -446,13 +508,15 @@ static int apply(cb_opts_t *o, const struct opt_def *d, const char *v, bool *tra
         return 0;
     case O_RAMP:
         if (parse_ramp(v, &o->ramp))
-            return opt_error(err, errlen, "--ramp: expected START,STEP,MAX calls per second "
-                                     "(MAX >= START), got \"%s\"", v);
+            return opt_error(err, errlen,
+                             "--ramp: expected START,STEP,MAX calls per second "
+                             "(MAX >= START), got \"%s\"",
+                             v);
         return 0;
     case O_STEP_TIME:
         if (parse_duration_ms(v, 1000, 3600000, &u64))
             return opt_error(err, errlen, "--step-time: expected seconds (1 to 3600), got \"%s\"",
-                        v);
+                             v);
         o->ramp.step_seconds = (unsigned)(u64 / 1000);
         return 0;
     case O_MAX_STEPS:
@@ -470,7 +534,7 @@ static int apply(cb_opts_t *o, const struct opt_def *d, const char *v, bool *tra
     case O_BODY:
         return copy_str(o->message_body, sizeof(o->message_body), v)
                    ? opt_error(err, errlen, "--body: at most %zu bytes",
-                          sizeof(o->message_body) - 1)
+                               sizeof(o->message_body) - 1)
                    : 0;
     case O_VERBOSE:
         o->verbose++;
@@ -488,8 +552,7 @@ static int apply(cb_opts_t *o, const struct opt_def *d, const char *v, bool *tra
     return opt_error(err, errlen, "internal: unhandled option");
 }
 
-static int validate(cb_opts_t *o, bool transport_set, bool have_target, char *err,
-                    size_t errlen)
+static int validate(cb_opts_t *o, bool transport_set, bool have_target, char *err, size_t errlen)
 {
     if (o->help || o->version)
         return 0;
@@ -504,8 +567,9 @@ static int validate(cb_opts_t *o, bool transport_set, bool have_target, char *er
     if ((o->cert[0] != 0) != (o->key[0] != 0))
         return opt_error(err, errlen, "--cert and --key go together");
     if (o->transport != CB_TP_TLS && (o->cert[0] || o->ca[0] || o->tls_name[0] || o->sni[0]))
-        return opt_error(err, errlen, "--ca, --cert, --key, --tls-name and --sni need "
-                                 "--transport tls");
+        return opt_error(err, errlen,
+                         "--ca, --cert, --key, --tls-name and --sni need "
+                         "--transport tls");
     if (o->transport == CB_TP_UDP && o->conn_per_call)
         return opt_error(err, errlen, "--conn-per-call needs --transport tcp or tls");
     if (o->media && o->scenario != CB_SCEN_CALL)
@@ -516,14 +580,13 @@ static int validate(cb_opts_t *o, bool transport_set, bool have_target, char *er
         o->t2_ms = o->t1_ms;
     if (o->timeout_ms < o->t1_ms)
         return opt_error(err, errlen, "--timeout (%u ms) is shorter than --t1 (%u ms)",
-                    o->timeout_ms, o->t1_ms);
+                         o->timeout_ms, o->t1_ms);
     if (o->ramp.on && o->count)
         return opt_error(err, errlen, "--ramp and --count exclude each other");
     if (o->ramp.on && o->ramp.step <= 0)
         return opt_error(err, errlen, "--ramp: STEP must be positive");
     if (o->threads > 1 && o->rate / o->threads < 0.01)
-        return opt_error(err, errlen, "--rate %.2f is too low for %u threads", o->rate,
-                    o->threads);
+        return opt_error(err, errlen, "--rate %.2f is too low for %u threads", o->rate, o->threads);
     if (o->max_calls < o->threads)
         o->max_calls = o->threads;
     if (o->drain_s == 0)
@@ -541,8 +604,10 @@ int cb_opts_parse(int argc, char *const argv[], cb_opts_t *o, char *err, size_t 
             if (have_target)
                 return opt_error(err, errlen, "unexpected argument \"%s\" (one target only)", a);
             if (cb_target_parse(a, &o->target))
-                return opt_error(err, errlen, "target \"%s\": expected HOST:PORT, [IPv6]:PORT "
-                                         "or a SIP domain", a);
+                return opt_error(err, errlen,
+                                 "target \"%s\": expected HOST:PORT, [IPv6]:PORT "
+                                 "or a SIP domain",
+                                 a);
             have_target = true;
             continue;
         }
@@ -558,7 +623,7 @@ int cb_opts_parse(int argc, char *const argv[], cb_opts_t *o, char *err, size_t 
             d = find_long(name, len);
             if (!d)
                 return opt_error(err, errlen, "unknown option \"%.*s\" (--help lists them)",
-                            (int)(len + 2), a);
+                                 (int)(len + 2), a);
             if (eq) {
                 if (!d->arg)
                     return opt_error(err, errlen, "option --%s takes no value", d->name);
@@ -645,56 +710,55 @@ int cb_expected_code(const cb_opts_t *o)
 
 void cb_opts_usage(FILE *f)
 {
-    fputs(
-        "usage: confbench [options] TARGET\n"
-        "\n"
-        "TARGET is HOST:PORT ([IPv6]:PORT), or a SIP domain resolved like a federated\n"
-        "edge: SRV _sipfederationtls._tcp.DOMAIN (tls), _sip._tcp (tcp), _sip._udp (udp),\n"
-        "then A/AAAA of every SRV target; load is spread round-robin over all addresses.\n"
-        "\n"
-        "Load:\n"
-        "  -s, --scenario NAME   call (INVITE/ACK/BYE, default), options, message,\n"
-        "                        handshake (new TLS connection + OPTIONS per request)\n"
-        "  -r, --rate N          calls or requests per second, all threads (default 10)\n"
-        "  -d, --duration SECS   seconds of load (default 10)\n"
-        "  -n, --count N         stop after N calls (default: rate x duration)\n"
-        "  -m, --max-calls N     concurrent calls at most (default 1000)\n"
-        "      --hold TIME       time between ACK and BYE (\"2s\", \"500ms\"; default 0)\n"
-        "      --media           RTP audio per call (PCMU, 50 packets/s) to the SDP answer\n"
-        "      --srtp            offer RTP/SAVP with a=crypto (SDP only)\n"
-        "      --body TEXT       MESSAGE body\n"
-        "  -e, --expect CODE     final response code that counts as success (default 200)\n"
-        "      --ramp A,S,M      raise the rate from A by S up to M calls/s, one step per\n"
-        "                        --step-time (default 5 s), at most --max-steps (20);\n"
-        "                        reports the highest rate with no failure\n"
-        "Transport:\n"
-        "  -t, --transport T     udp (default), tcp or tls\n"
-        "  -j, --threads N       event-loop threads (default 1)\n"
-        "  -c, --conns N         TCP/TLS connections per thread (default 1)\n"
-        "      --conn-per-call   a new TCP/TLS connection for each call or request\n"
-        "  -b, --bind A,B,...    local source addresses, used in turn\n"
-        "      --dns HOST:PORT   DNS server for the SRV/A/AAAA look-ups\n"
-        "      --srv PREFIX      SRV prefix instead of the transport's default\n"
-        "      --ca FILE         CA certificates to verify the server against\n"
-        "      --cert F --key F  client certificate and key\n"
-        "      --tls-name NAME   name the server certificate must carry (default: the\n"
-        "                        SRV target, or the host of HOST:PORT)\n"
-        "      --sni NAME        SNI to send (default: --tls-name)\n"
-        "      --no-verify       do not verify the server certificate\n"
-        "SIP:\n"
-        "  -u, --user USER       Request-URI user (default meet)\n"
-        "      --domain HOST     Request-URI host (default: the target)\n"
-        "      --from USER@DOM   From identity (default confbench@confbench.invalid)\n"
-        "      --timeout TIME    transaction timeout (default 32s = 64*T1)\n"
-        "      --t1 TIME         RFC 3261 T1 for UDP retransmissions (default 500ms)\n"
-        "      --drain TIME      wait at most this long for calls after the load\n"
-        "Output:\n"
-        "  -o, --json FILE       write results as JSON\n"
-        "  -p, --plot DIR        write gnuplot scripts and data (and PNGs if gnuplot is\n"
-        "                        installed)\n"
-        "  -v, --verbose / -q, --quiet\n"
-        "  -h, --help / -V, --version\n"
-        "\n"
-        "Exit status: 0 no failure, 1 some calls or requests failed, 2 usage or setup error.\n",
-        f);
+    fputs("usage: confbench [options] TARGET\n"
+          "\n"
+          "TARGET is HOST:PORT ([IPv6]:PORT), or a SIP domain resolved like a federated\n"
+          "edge: SRV _sipfederationtls._tcp.DOMAIN (tls), _sip._tcp (tcp), _sip._udp (udp),\n"
+          "then A/AAAA of every SRV target; load is spread round-robin over all addresses.\n"
+          "\n"
+          "Load:\n"
+          "  -s, --scenario NAME   call (INVITE/ACK/BYE, default), options, message,\n"
+          "                        handshake (new TLS connection + OPTIONS per request)\n"
+          "  -r, --rate N          calls or requests per second, all threads (default 10)\n"
+          "  -d, --duration SECS   seconds of load (default 10)\n"
+          "  -n, --count N         stop after N calls (default: rate x duration)\n"
+          "  -m, --max-calls N     concurrent calls at most (default 1000)\n"
+          "      --hold TIME       time between ACK and BYE (\"2s\", \"500ms\"; default 0)\n"
+          "      --media           RTP audio per call (PCMU, 50 packets/s) to the SDP answer\n"
+          "      --srtp            offer RTP/SAVP with a=crypto (SDP only)\n"
+          "      --body TEXT       MESSAGE body\n"
+          "  -e, --expect CODE     final response code that counts as success (default 200)\n"
+          "      --ramp A,S,M      raise the rate from A by S up to M calls/s, one step per\n"
+          "                        --step-time (default 5 s), at most --max-steps (20);\n"
+          "                        reports the highest rate with no failure\n"
+          "Transport:\n"
+          "  -t, --transport T     udp (default), tcp or tls\n"
+          "  -j, --threads N       event-loop threads (default 1)\n"
+          "  -c, --conns N         TCP/TLS connections per thread (default 1)\n"
+          "      --conn-per-call   a new TCP/TLS connection for each call or request\n"
+          "  -b, --bind A,B,...    local source addresses, used in turn\n"
+          "      --dns HOST:PORT   DNS server for the SRV/A/AAAA look-ups\n"
+          "      --srv PREFIX      SRV prefix instead of the transport's default\n"
+          "      --ca FILE         CA certificates to verify the server against\n"
+          "      --cert F --key F  client certificate and key\n"
+          "      --tls-name NAME   name the server certificate must carry (default: the\n"
+          "                        SRV target, or the host of HOST:PORT)\n"
+          "      --sni NAME        SNI to send (default: --tls-name)\n"
+          "      --no-verify       do not verify the server certificate\n"
+          "SIP:\n"
+          "  -u, --user USER       Request-URI user (default meet)\n"
+          "      --domain HOST     Request-URI host (default: the target)\n"
+          "      --from USER@DOM   From identity (default confbench@confbench.invalid)\n"
+          "      --timeout TIME    transaction timeout (default 32s = 64*T1)\n"
+          "      --t1 TIME         RFC 3261 T1 for UDP retransmissions (default 500ms)\n"
+          "      --drain TIME      wait at most this long for calls after the load\n"
+          "Output:\n"
+          "  -o, --json FILE       write results as JSON\n"
+          "  -p, --plot DIR        write gnuplot scripts and data (and PNGs if gnuplot is\n"
+          "                        installed)\n"
+          "  -v, --verbose / -q, --quiet\n"
+          "  -h, --help / -V, --version\n"
+          "\n"
+          "Exit status: 0 no failure, 1 some calls or requests failed, 2 usage or setup error.\n",
+          f);
 }

@@ -43,38 +43,38 @@ typedef struct cb_opts {
     cb_scenario_t scenario;
     cb_transport_t transport;
     cb_target_spec_t target;
-    double rate;             /* per second, all threads together */
-    unsigned duration;       /* seconds of load (not counting the drain) */
-    uint64_t count;          /* 0: unlimited; else stop after this many calls */
-    unsigned max_calls;      /* concurrency bound */
-    unsigned hold_ms;        /* time between ACK and BYE */
+    double rate;        /* per second, all threads together */
+    unsigned duration;  /* seconds of load (not counting the drain) */
+    uint64_t count;     /* 0: unlimited; else stop after this many calls */
+    unsigned max_calls; /* concurrency bound */
+    unsigned hold_ms;   /* time between ACK and BYE */
     unsigned threads;
-    unsigned conns;          /* TCP/TLS connections per thread */
-    bool conn_per_call;      /* new connection for every call/request */
+    unsigned conns;     /* TCP/TLS connections per thread */
+    bool conn_per_call; /* new connection for every call/request */
     unsigned nbinds;
     char binds[CB_MAX_BINDS][64]; /* local source addresses */
-    char dns[128];           /* "HOST:PORT" or "" for the system resolver */
-    char srv[128];           /* SRV prefix override ("_sips._tcp") or "" */
-    char user[64];           /* Request-URI user (the VMR) */
-    char domain[256];        /* Request-URI host; "" = the target */
+    char dns[128];                /* "HOST:PORT" or "" for the system resolver */
+    char srv[128];                /* SRV prefix override ("_sips._tcp") or "" */
+    char user[64];                /* Request-URI user (the VMR) */
+    char domain[256];             /* Request-URI host; "" = the target */
     char from_user[64];
-    char from_domain[256];   /* "" = "confbench.invalid" */
+    char from_domain[256]; /* "" = "confbench.invalid" */
     char ca[512], cert[512], key[512];
-    char tls_name[256];      /* expected certificate name; "" = from the target */
-    char sni[256];           /* "" = tls_name */
+    char tls_name[256]; /* expected certificate name; "" = from the target */
+    char sni[256];      /* "" = tls_name */
     bool no_verify;
     bool media;
     bool srtp;
-    int expect;              /* expected final code; 0 = 200 */
-    unsigned timeout_ms;     /* transaction timeout (Timer B/F), default 64*T1 */
+    int expect;          /* expected final code; 0 = 200 */
+    unsigned timeout_ms; /* transaction timeout (Timer B/F), default 64*T1 */
     unsigned t1_ms;
     unsigned t2_ms;
-    unsigned drain_s;        /* max seconds to wait for calls after the load ends */
+    unsigned drain_s; /* max seconds to wait for calls after the load ends */
     cb_ramp_t ramp;
     char json[512];
     char plot[512];
     char message_body[256];
-    int verbose;             /* -v: more, -q: less */
+    int verbose; /* -v: more, -q: less */
     bool help, version;
 } cb_opts_t;
 

@@ -14,8 +14,8 @@ extern char **environ;
 
 static const double quantiles[3] = {0.50, 0.90, 0.99};
 
-void cb_sample_from(cb_sample_t *s, const cb_counters_t *cur, const cb_counters_t *prev,
-                    double t, double target_rate)
+void cb_sample_from(cb_sample_t *s, const cb_counters_t *cur, const cb_counters_t *prev, double t,
+                    double target_rate)
 {
     memset(s, 0, sizeof(*s));
     cb_counters_t *d = calloc(1, sizeof(*d));
@@ -304,8 +304,8 @@ int cb_report_write_json(const cb_run_t *r, const char *path, char *err, size_t 
         rc = -1;
         goto out;
     }
-    fputs(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
-                                                   JSON_C_TO_STRING_NOSLASHESCAPE),
+    fputs(json_object_to_json_string_ext(root,
+                                         JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE),
           f);
     fputc('\n', f);
     if (fclose(f) != 0) {
@@ -437,8 +437,7 @@ static int run_gnuplot(const char *dir, char *err, size_t errlen)
     return 0;
 }
 
-int cb_plot_write(const cb_run_t *r, const char *dir, bool *rendered, char *err,
-                  size_t errlen)
+int cb_plot_write(const cb_run_t *r, const char *dir, bool *rendered, char *err, size_t errlen)
 {
     *rendered = false;
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
@@ -524,8 +523,8 @@ void cb_progress_line(char *buf, size_t cap, const cb_sample_t *s, const cb_coun
         return;
     size_t len = (size_t)n;
     if (s->retrans && len < cap)
-        len += (size_t)snprintf(buf + len, cap - len, " | retr %llu",
-                                (unsigned long long)s->retrans);
+        len +=
+            (size_t)snprintf(buf + len, cap - len, " | retr %llu", (unsigned long long)s->retrans);
     /* Failures so far, by reason and code. */
     bool any = false;
     for (unsigned i = 0; i < CB_FAIL_REASONS && len < cap; i++) {
@@ -550,8 +549,9 @@ void cb_report_summary(FILE *f, const cb_run_t *r)
 {
     const cb_counters_t *t = r->total;
     double el = r->elapsed > 0 ? r->elapsed : 1;
-    fprintf(f, "confbench: %s over %s: %llu started, %llu succeeded, %llu failed, %llu "
-               "unfinished in %.1f s (%.1f/s succeeded)\n",
+    fprintf(f,
+            "confbench: %s over %s: %llu started, %llu succeeded, %llu failed, %llu "
+            "unfinished in %.1f s (%.1f/s succeeded)\n",
             cb_scenario_name(r->o->scenario), cb_transport_name(r->o->transport),
             (unsigned long long)CB_GET(t->started), (unsigned long long)CB_GET(t->succeeded),
             (unsigned long long)CB_GET(t->failed), (unsigned long long)CB_GET(t->active), el,
@@ -581,8 +581,9 @@ void cb_report_summary(FILE *f, const cb_run_t *r)
             fprintf(f, "  TLS: %s: %llu\n", verify_text(i),
                     (unsigned long long)CB_GET(t->tls_verify[i]));
     if (r->o->media)
-        fprintf(f, "  media: %llu calls, %llu packets sent, %llu received, %llu calls received "
-                   "nothing\n",
+        fprintf(f,
+                "  media: %llu calls, %llu packets sent, %llu received, %llu calls received "
+                "nothing\n",
                 (unsigned long long)CB_GET(t->media_calls),
                 (unsigned long long)CB_GET(t->media_sent),
                 (unsigned long long)CB_GET(t->media_received),
@@ -591,8 +592,9 @@ void cb_report_summary(FILE *f, const cb_run_t *r)
         fprintf(f, "  %llu launches dropped: --max-calls calls were in progress\n",
                 (unsigned long long)CB_GET(t->rate_deferred));
     if (CB_GET(t->launches_late))
-        fprintf(f, "  %llu launches dropped: the generator fell more than 1 s behind its "
-                   "schedule (starved of CPU?)\n",
+        fprintf(f,
+                "  %llu launches dropped: the generator fell more than 1 s behind its "
+                "schedule (starved of CPU?)\n",
                 (unsigned long long)CB_GET(t->launches_late));
     if (CB_GET(t->retransmissions) || CB_GET(t->stray_responses))
         fprintf(f, "  retransmissions %llu, stray responses %llu\n",
@@ -601,8 +603,8 @@ void cb_report_summary(FILE *f, const cb_run_t *r)
     if (r->o->ramp.on) {
         for (size_t i = 0; i < r->nsteps; i++)
             fprintf(f, "  step %2zu: %.1f/s -> %.1f/s achieved, %llu failed: %s\n", i + 1,
-                    r->steps[i].rate, r->steps[i].achieved,
-                    (unsigned long long)r->steps[i].failed, r->steps[i].pass ? "pass" : "FAIL");
+                    r->steps[i].rate, r->steps[i].achieved, (unsigned long long)r->steps[i].failed,
+                    r->steps[i].pass ? "pass" : "FAIL");
         if (r->ramp_best > 0)
             fprintf(f, "  highest rate with no failure: %.1f/s\n", r->ramp_best);
         else

@@ -23,8 +23,8 @@ typedef struct cb_sample {
 } cb_sample_t;
 
 /* Fills *s from the difference cur - prev over `seconds`. */
-void cb_sample_from(cb_sample_t *s, const cb_counters_t *cur, const cb_counters_t *prev,
-                    double t, double target_rate);
+void cb_sample_from(cb_sample_t *s, const cb_counters_t *cur, const cb_counters_t *prev, double t,
+                    double target_rate);
 
 /* One ramp step. */
 typedef struct cb_step {
@@ -42,15 +42,15 @@ typedef struct cb_run {
     const cb_opts_t *o;
     const cb_addr_t *targets;
     unsigned ntargets;
-    double elapsed;        /* seconds from start to the end of the drain */
+    double elapsed; /* seconds from start to the end of the drain */
     const cb_counters_t *total;
     const cb_sample_t *samples;
     size_t nsamples;
     const cb_step_t *steps;
     size_t nsteps;
-    double ramp_best;      /* highest passing rate, 0 when none */
+    double ramp_best;                      /* highest passing rate, 0 when none */
     const char *messages[CB_FAIL_REASONS]; /* first message per reason, "" or NULL */
-    bool interrupted;      /* stopped by a signal */
+    bool interrupted;                      /* stopped by a signal */
     int exit_code;
 } cb_run_t;
 
@@ -66,8 +66,7 @@ int cb_report_write_json(const cb_run_t *r, const char *path, char *err, size_t 
 
 /* Writes gnuplot data and scripts into dir (created if missing) and, when gnuplot
  * is installed, renders PNGs. *rendered says which happened. Returns 0 or -1. */
-int cb_plot_write(const cb_run_t *r, const char *dir, bool *rendered, char *err,
-                  size_t errlen);
+int cb_plot_write(const cb_run_t *r, const char *dir, bool *rendered, char *err, size_t errlen);
 
 /* One progress line for the terminal (no newline). */
 void cb_progress_line(char *buf, size_t cap, const cb_sample_t *s, const cb_counters_t *total);

@@ -112,8 +112,8 @@ static int parse_start(const char *p, const char *eol, cb_sip_msg_t *m)
 {
     size_t n = (size_t)(eol - p);
     if (n >= 11 && memcmp(p, "SIP/2.0 ", 8) == 0) {
-        if (p[8] < '1' || p[8] > '6' || p[9] < '0' || p[9] > '9' || p[10] < '0' ||
-            p[10] > '9' || (n > 11 && p[11] != ' '))
+        if (p[8] < '1' || p[8] > '6' || p[9] < '0' || p[9] > '9' || p[10] < '0' || p[10] > '9' ||
+            (n > 11 && p[11] != ' '))
             return -1;
         m->status = (p[8] - '0') * 100 + (p[9] - '0') * 10 + (p[10] - '0');
         return 0;
@@ -306,8 +306,8 @@ ssize_t cb_sip_build_request(char *out, size_t cap, const cb_req_t *r)
     struct out o = {out, cap, 0, false};
     size_t blen = r->body ? r->body_len : 0;
     put(&o, "%s %s SIP/2.0\r\n", r->method, r->ruri);
-    put(&o, "Via: SIP/2.0/%s %s:%u;branch=%s;rport\r\n", r->transport, r->via_host,
-        r->via_port, r->branch);
+    put(&o, "Via: SIP/2.0/%s %s:%u;branch=%s;rport\r\n", r->transport, r->via_host, r->via_port,
+        r->branch);
     put(&o, "Max-Forwards: 70\r\n");
     put(&o, "From: <%s>;tag=%s\r\n", r->from_uri, r->from_tag);
     if (r->to_tag)
@@ -346,8 +346,8 @@ ssize_t cb_sip_build_response(char *out, size_t cap, const cb_sip_msg_t *m, int 
     return o.overflow ? -1 : (ssize_t)o.len;
 }
 
-ssize_t cb_sdp_offer(char *out, size_t cap, const char *addr, unsigned port,
-                     uint64_t session_id, bool srtp, const char *key_b64)
+ssize_t cb_sdp_offer(char *out, size_t cap, const char *addr, unsigned port, uint64_t session_id,
+                     bool srtp, const char *key_b64)
 {
     if (!out || cap == 0)
         return -1;
@@ -456,8 +456,7 @@ int cb_sdp_parse(const char *body, size_t len, cb_sdp_answer_t *a)
 
 ssize_t cb_base64(const unsigned char *in, size_t n, char *out, size_t cap)
 {
-    static const char tbl[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t need = (n + 2) / 3 * 4;
     if (cap < need + 1)
         return -1;

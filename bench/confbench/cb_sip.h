@@ -21,17 +21,17 @@ typedef struct cb_str {
 
 typedef struct cb_sip_msg {
     bool is_request;
-    int status;        /* responses: 100..699 */
-    cb_str_t method;   /* requests: the method token */
-    cb_str_t ruri;     /* requests */
+    int status;      /* responses: 100..699 */
+    cb_str_t method; /* requests: the method token */
+    cb_str_t ruri;   /* requests */
     cb_str_t call_id;
     uint32_t cseq;
     cb_str_t cseq_method;
     cb_str_t to_tag;
     cb_str_t from_tag;
-    cb_str_t branch;   /* top Via's branch parameter */
-    cb_str_t via;      /* the first Via header value, whole */
-    cb_str_t from;     /* raw header values (for answering requests) */
+    cb_str_t branch; /* top Via's branch parameter */
+    cb_str_t via;    /* the first Via header value, whole */
+    cb_str_t from;   /* raw header values (for answering requests) */
     cb_str_t to;
     cb_str_t cseq_raw;
     cb_str_t contact_uri; /* the first Contact's URI, without <> */
@@ -63,23 +63,23 @@ bool cb_str_eq(cb_str_t v, const char *s, bool nocase);
 
 /* A request to send. Every string must be set unless marked optional. */
 typedef struct cb_req {
-    const char *method;      /* "INVITE" */
-    const char *ruri;        /* "sip:meet@example.test" */
-    const char *transport;   /* Via token: "UDP", "TCP", "TLS" */
-    const char *via_host;    /* sent-by host (IPv6 in brackets) */
+    const char *method;    /* "INVITE" */
+    const char *ruri;      /* "sip:meet@example.test" */
+    const char *transport; /* Via token: "UDP", "TCP", "TLS" */
+    const char *via_host;  /* sent-by host (IPv6 in brackets) */
     unsigned via_port;
-    const char *branch;      /* including the z9hG4bK prefix */
-    const char *from_uri;    /* "sip:confbench@confbench.invalid" */
+    const char *branch;   /* including the z9hG4bK prefix */
+    const char *from_uri; /* "sip:confbench@confbench.invalid" */
     const char *from_tag;
     const char *to_uri;
-    const char *to_tag;      /* optional */
+    const char *to_tag; /* optional */
     const char *call_id;
     uint32_t cseq;
-    const char *cseq_method; /* optional: defaults to method (ACK of a non-2xx uses INVITE's
-                                number with ACK) */
-    const char *contact;     /* optional: full URI for Contact */
+    const char *cseq_method;  /* optional: defaults to method (ACK of a non-2xx uses INVITE's
+                                 number with ACK) */
+    const char *contact;      /* optional: full URI for Contact */
     const char *content_type; /* optional: with body */
-    const char *body;        /* optional */
+    const char *body;         /* optional */
     size_t body_len;
 } cb_req_t;
 
@@ -96,8 +96,8 @@ ssize_t cb_sip_build_response(char *out, size_t cap, const cb_sip_msg_t *m, int 
  * (addr is IPv4 or IPv6 text). With srtp, the profile is RTP/SAVP and key_b64
  * (40 base64 chars: 16-byte key + 14-byte salt) goes into an
  * AES_CM_128_HMAC_SHA1_80 a=crypto line. Returns the length or -1. */
-ssize_t cb_sdp_offer(char *out, size_t cap, const char *addr, unsigned port,
-                     uint64_t session_id, bool srtp, const char *key_b64);
+ssize_t cb_sdp_offer(char *out, size_t cap, const char *addr, unsigned port, uint64_t session_id,
+                     bool srtp, const char *key_b64);
 
 /* Reads the audio destination from an SDP answer: the connection address (media
  * level c= before session level), the port of the first m=audio line and its first

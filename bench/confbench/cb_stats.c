@@ -167,11 +167,12 @@ void cb_counters_reset(cb_counters_t *c)
     memset(c, 0, sizeof(*c));
 }
 
-#define CB_EACH_SCALAR(X)                                                                \
-    X(started) X(succeeded) X(failed) X(requests_sent) X(responses_received)             \
-    X(retransmissions) X(stray_responses) X(requests_received) X(connects) X(handshakes) \
-    X(rate_deferred) X(launches_late) X(media_calls) X(media_sent) X(media_received)                      \
-    X(media_calls_silent) X(media_unsolicited)
+#define CB_EACH_SCALAR(X)                                                                          \
+    X(started)                                                                                     \
+    X(succeeded) X(failed) X(requests_sent) X(responses_received) X(retransmissions)               \
+        X(stray_responses) X(requests_received) X(connects) X(handshakes) X(rate_deferred)         \
+            X(launches_late) X(media_calls) X(media_sent) X(media_received) X(media_calls_silent)  \
+                X(media_unsolicited)
 
 void cb_counters_add(cb_counters_t *total, const cb_counters_t *c)
 {
@@ -205,8 +206,7 @@ void cb_counters_diff(cb_counters_t *dst, const cb_counters_t *a, const cb_count
     for (unsigned i = 0; i < CB_CODES; i++)
         CB_SET(dst->by_code[i], sub_sat(CB_GET(a->by_code[i]), CB_GET(b->by_code[i])));
     for (unsigned i = 0; i < CB_VERIFY_CODES; i++)
-        CB_SET(dst->tls_verify[i],
-               sub_sat(CB_GET(a->tls_verify[i]), CB_GET(b->tls_verify[i])));
+        CB_SET(dst->tls_verify[i], sub_sat(CB_GET(a->tls_verify[i]), CB_GET(b->tls_verify[i])));
     for (unsigned k = 0; k < CB_LAT_KINDS; k++)
         cb_hist_diff(&dst->lat[k], &a->lat[k], &b->lat[k]);
 }

@@ -22,9 +22,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CB_ADD(field, n)                                                                 \
-    atomic_store_explicit(&(field), atomic_load_explicit(&(field), memory_order_relaxed) + \
-                                        (uint64_t)(n),                                     \
+#define CB_ADD(field, n)                                                                           \
+    atomic_store_explicit(&(field),                                                                \
+                          atomic_load_explicit(&(field), memory_order_relaxed) + (uint64_t)(n),    \
                           memory_order_relaxed)
 #define CB_SET(field, v) atomic_store_explicit(&(field), (uint64_t)(v), memory_order_relaxed)
 #define CB_GET(field) atomic_load_explicit(&(field), memory_order_relaxed)
@@ -59,7 +59,7 @@ typedef enum {
 /* Name used in JSON and on the terminal ("timeout", "connect_refused", ...). */
 const char *cb_fail_name(cb_fail_t r);
 
-#define CB_CODES 700      /* response codes 100..699 */
+#define CB_CODES 700        /* response codes 100..699 */
 #define CB_VERIFY_CODES 128 /* X509_V_ERR_* values counted individually */
 
 typedef enum {
@@ -79,7 +79,7 @@ typedef struct cb_counters {
     _Atomic uint64_t requests_sent;
     _Atomic uint64_t responses_received;
     _Atomic uint64_t retransmissions;
-    _Atomic uint64_t stray_responses; /* matched no live transaction */
+    _Atomic uint64_t stray_responses;   /* matched no live transaction */
     _Atomic uint64_t requests_received; /* requests from the far end */
     _Atomic uint64_t connects;
     _Atomic uint64_t handshakes;
@@ -89,9 +89,9 @@ typedef struct cb_counters {
     _Atomic uint64_t media_sent;
     _Atomic uint64_t media_received;
     _Atomic uint64_t media_calls_silent; /* media calls that received nothing */
-    _Atomic uint64_t media_unsolicited; /* packets on the shared sink port */
+    _Atomic uint64_t media_unsolicited;  /* packets on the shared sink port */
     _Atomic uint64_t by_reason[CB_FAIL_REASONS];
-    _Atomic uint64_t by_code[CB_CODES];       /* unexpected final responses */
+    _Atomic uint64_t by_code[CB_CODES];           /* unexpected final responses */
     _Atomic uint64_t tls_verify[CB_VERIFY_CODES]; /* TLS failures by verify result */
     cb_hist_t lat[CB_LAT_KINDS];
 } cb_counters_t;

@@ -56,7 +56,7 @@ struct watch {
     double t0;          /* load start */
     double next_sample; /* absolute time of the next sample */
     double last_sample;
-    double rate;        /* target rate in force */
+    double rate; /* target rate in force */
     cb_counters_t *prev;
     cb_sample_t *samples;
     size_t nsamples, cap;
@@ -232,8 +232,8 @@ int main(int argc, char **argv)
     /* A fixed-rate run makes exactly rate x duration calls unless --count says
      * otherwise, so totals can be checked. */
     if (!o->ramp.on && !o->count)
-        o->count = (uint64_t)(o->rate * o->duration + 0.5) ? (uint64_t)(o->rate * o->duration + 0.5)
-                                                          : 1;
+        o->count =
+            (uint64_t)(o->rate * o->duration + 0.5) ? (uint64_t)(o->rate * o->duration + 0.5) : 1;
     e = cb_engine_new(o, targets, ntargets, err, sizeof(err));
     if (!e) {
         fprintf(stderr, "confbench: %s\n", err);
@@ -260,9 +260,8 @@ int main(int argc, char **argv)
                 best = rate;
             nsteps++;
             if (w.tty)
-                printf("step %zu: %.1f/s target, %.1f/s achieved, %llu failed: %s\n", nsteps,
-                       rate, steps[nsteps - 1].achieved,
-                       (unsigned long long)steps[nsteps - 1].failed,
+                printf("step %zu: %.1f/s target, %.1f/s achieved, %llu failed: %s\n", nsteps, rate,
+                       steps[nsteps - 1].achieved, (unsigned long long)steps[nsteps - 1].failed,
                        steps[nsteps - 1].pass ? "pass" : "FAIL");
             if (!go_on)
                 break;
@@ -319,8 +318,9 @@ int main(int argc, char **argv)
                 fprintf(stderr, "confbench: plots: %s/{rate,failures,latency,latency_cdf}.png\n",
                         o->plot);
         } else {
-            fprintf(stderr, "confbench: gnuplot is not installed (Debian package gnuplot-nox): "
-                            "wrote %s/plots.gp and the .dat files; run gnuplot plots.gp there\n",
+            fprintf(stderr,
+                    "confbench: gnuplot is not installed (Debian package gnuplot-nox): "
+                    "wrote %s/plots.gp and the .dat files; run gnuplot plots.gp there\n",
                     o->plot);
         }
     }

@@ -42,11 +42,12 @@ static void long_short_and_equals_forms_set_the_same_options(void **state)
     (void)state;
     cb_opts_t a, b;
     char err[256];
-    char *argv_a[] = {"confbench", "-t", "tcp", "-r", "250.5", "-d", "7", "-j", "2",
-                      "-c", "8", "-m", "300", "sip.example.test:5061", "--hold", "1500ms"};
-    char *argv_b[] = {"confbench", "--transport=tcp", "--rate", "250.5", "--duration=7s",
-                      "--threads=2", "--conns", "8", "--max-calls=300", "--hold=1500ms",
-                      "--", "sip.example.test:5061"};
+    char *argv_a[] = {"confbench", "-t",    "tcp", "-r", "250.5", "-d",  "7",
+                      "-j",        "2",     "-c",  "8",  "-m",    "300", "sip.example.test:5061",
+                      "--hold",    "1500ms"};
+    char *argv_b[] = {"confbench",       "--transport=tcp", "--rate",  "250.5",
+                      "--duration=7s",   "--threads=2",     "--conns", "8",
+                      "--max-calls=300", "--hold=1500ms",   "--",      "sip.example.test:5061"};
     assert_int_equal(parse(ARGC(argv_a), argv_a, &a, err, sizeof(err)), 0);
     assert_int_equal(parse(ARGC(argv_b), argv_b, &b, err, sizeof(err)), 0);
     assert_int_equal(a.transport, CB_TP_TCP);
@@ -117,8 +118,8 @@ static void targets_are_host_port_bracketed_ipv6_or_a_sip_domain(void **state)
     assert_int_equal(t.port, 0);
     assert_int_equal(cb_target_parse("sip:vc.example.com", &t), 0);
     assert_string_equal(t.host, "vc.example.com");
-    static const char *const bad[] = {"", ":5060", "h:0", "h:65536", "h:12x", "::1",
-                                      "[::1", "[]:5", "a b:5", "h:5:6", "[::1]x", "u@h:5"};
+    static const char *const bad[] = {"",     ":5060", "h:0",   "h:65536", "h:12x",  "::1",
+                                      "[::1", "[]:5",  "a b:5", "h:5:6",   "[::1]x", "u@h:5"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(cb_target_parse(bad[i], &t), -1);
 }
@@ -162,8 +163,8 @@ static void ramp_takes_start_step_max_and_refuses_max_below_start(void **state)
     (void)state;
     cb_opts_t o;
     char err[256];
-    char *argv[] = {"confbench", "h:1", "--ramp", "100,50,400", "--step-time", "3",
-                    "--max-steps", "4"};
+    char *argv[] = {"confbench",   "h:1", "--ramp",      "100,50,400",
+                    "--step-time", "3",   "--max-steps", "4"};
     assert_int_equal(parse(ARGC(argv), argv, &o, err, sizeof(err)), 0);
     assert_true(o.ramp.on);
     assert_true(o.ramp.start == 100 && o.ramp.step == 50 && o.ramp.max == 400);
@@ -213,8 +214,8 @@ static void expect_timeout_and_t1_accept_units_and_bounds(void **state)
     (void)state;
     cb_opts_t o;
     char err[256];
-    char *argv[] = {"confbench", "h:1", "-s", "message", "--expect", "501", "--timeout", "2s",
-                    "--t1", "100ms", "--drain", "3"};
+    char *argv[] = {"confbench", "h:1", "-s",   "message", "--expect", "501",
+                    "--timeout", "2s",  "--t1", "100ms",   "--drain",  "3"};
     assert_int_equal(parse(ARGC(argv), argv, &o, err, sizeof(err)), 0);
     assert_int_equal(o.scenario, CB_SCEN_MESSAGE);
     assert_int_equal(cb_expected_code(&o), 501);

@@ -41,10 +41,10 @@ static int setup(void **state)
     CB_ADD(f->total->tls_verify[19], 2); /* self-signed certificate in certificate chain */
     for (uint64_t v = 1000; v < 1100; v++)
         cb_hist_record(&f->total->lat[CB_LAT_INVITE], v);
-    f->samples[0] = (cb_sample_t){.t = 1, .target_rate = 50, .started = 50, .succeeded = 48,
-                                  .failed = 2};
-    f->samples[1] = (cb_sample_t){.t = 2, .target_rate = 50, .started = 70, .succeeded = 67,
-                                  .failed = 3};
+    f->samples[0] =
+        (cb_sample_t){.t = 1, .target_rate = 50, .started = 50, .succeeded = 48, .failed = 2};
+    f->samples[1] =
+        (cb_sample_t){.t = 2, .target_rate = 50, .started = 70, .succeeded = 67, .failed = 3};
     f->run = (cb_run_t){.o = &f->o,
                         .targets = &f->addr,
                         .ntargets = 1,
@@ -88,12 +88,11 @@ static void json_report_carries_totals_failures_by_code_reason_and_tls_cause(voi
     assert_int_equal(json_object_get_uint64(get(j, "totals.succeeded")), 115);
     assert_int_equal(json_object_get_uint64(get(j, "totals.failed")), 5);
     assert_int_equal(json_object_get_uint64(get(j, "failures.by_code.503")), 3);
-    assert_int_equal(json_object_get_uint64(get(j, "failures.by_reason.unexpected_response")),
-                     3);
+    assert_int_equal(json_object_get_uint64(get(j, "failures.by_reason.unexpected_response")), 3);
     assert_int_equal(json_object_get_uint64(get(j, "failures.by_reason.tls_failure")), 2);
-    assert_int_equal(json_object_get_uint64(
-                         get(j, "failures.tls.self-signed certificate in certificate chain")),
-                     2);
+    assert_int_equal(
+        json_object_get_uint64(get(j, "failures.tls.self-signed certificate in certificate chain")),
+        2);
     assert_string_equal(json_object_get_string(get(j, "failures.first_message.tls_failure")),
                         "TLS handshake with 127.0.0.1:5061 failed");
     assert_string_equal(json_object_get_string(get(j, "config.transport")), "tls");
@@ -104,16 +103,15 @@ static void json_report_carries_totals_failures_by_code_reason_and_tls_cause(voi
     json_object *hist = get(j, "latency.invite_to_200.histogram");
     uint64_t sum = 0;
     for (size_t i = 0; i < json_object_array_length(hist); i++)
-        sum += json_object_get_uint64(json_object_array_get_idx(
-            json_object_array_get_idx(hist, i), 1));
+        sum += json_object_get_uint64(
+            json_object_array_get_idx(json_object_array_get_idx(hist, i), 1));
     assert_int_equal(sum, 100);
     assert_int_equal(json_object_array_length(get(j, "series")), 2);
     assert_int_equal(json_object_get_int(get(j, "exit_code")), 1);
     json_object_put(j);
 }
 
-static void exit_code_is_zero_only_without_failures_or_for_a_ramp_that_passed_a_step(
-    void **state)
+static void exit_code_is_zero_only_without_failures_or_for_a_ramp_that_passed_a_step(void **state)
 {
     struct fixture *f = *state;
     assert_int_equal(cb_run_exit_code(&f->run), 1);
