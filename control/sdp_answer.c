@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -71,48 +72,14 @@ static __attribute__((format(printf, 2, 3))) void put(struct out *o, const char 
     o->p += n;
 }
 
-static bool is_rtp_avp(const sdp_media_t *m)
-{
-    return m->m_proto == sdp_proto_rtp && m->m_proto_name &&
-           strcasecmp(m->m_proto_name, "RTP/AVP") == 0;
-}
-
 static bool is_secure_rtp(const sdp_media_t *m)
 {
     return m->m_proto == sdp_proto_srtp || (m->m_proto_name && strstr(m->m_proto_name, "SAVP"));
 }
 
-static bool is_live_audio(const sdp_media_t *m)
-{
-    return m->m_type == sdp_media_audio && m->m_port != 0 && !m->m_rejected;
-}
-
 static bool rtpmap_is(const sdp_rtpmap_t *rm, const char *encoding, unsigned long rate)
 {
     return rm->rm_encoding && strcasecmp(rm->rm_encoding, encoding) == 0 && rm->rm_rate == rate;
-}
-
-/* The first of the offered formats we can send and receive, in the offer's order
- * of preference: PCMU or PCMA on their static payload types (with or without an
- * rtpmap; one that maps them to anything else does not count). -1 if none. */
-static int pick_codec(const sdp_media_t *m)
-{
-    for (const sdp_rtpmap_t *rm = m->m_rtpmaps; rm; rm = rm->rm_next) {
-        if (rm->rm_pt == PT_PCMU && rtpmap_is(rm, "PCMU", 8000))
-            return PT_PCMU;
-        if (rm->rm_pt == PT_PCMA && rtpmap_is(rm, "PCMA", 8000))
-            return PT_PCMA;
-    }
-    return -1;
-}
-
-/* The offer's telephone-event payload type at 8 kHz (our codecs' clock), or -1. */
-static int pick_telephone_event(const sdp_media_t *m)
-{
-    for (const sdp_rtpmap_t *rm = m->m_rtpmaps; rm; rm = rm->rm_next)
-        if (rtpmap_is(rm, "telephone-event", 8000))
-            return (int)rm->rm_pt;
-    return -1;
 }
 
 static bool is_unspecified_address(const sdp_connection_t *c)
@@ -249,26 +216,246 @@ static bool valid_username(const char *u)
     return true;
 }
 
-ssize_t sdp_answer_build(const char *offer, size_t offer_len, const struct sdp_answer_params *p,
-                         char *out, size_t outlen, char *why, size_t whylen)
+/* ---- the offer's streams ---- */
+
+enum profile { PROF_OTHER = 0, PROF_AVP, PROF_AVPF, PROF_SAVP, PROF_SAVPF };
+
+static enum profile profile_of(const sdp_media_t *m)
 {
-    ssize_t ret = -1;
+    static const struct {
+        const char *name;
+        enum profile prof;
+    } names[] = {{"RTP/AVP", PROF_AVP},
+                 {"RTP/AVPF", PROF_AVPF},
+                 {"RTP/SAVP", PROF_SAVP},
+                 {"RTP/SAVPF", PROF_SAVPF}};
+    if (!m->m_proto_name)
+        return PROF_OTHER;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcasecmp(m->m_proto_name, names[i].name) == 0)
+            return names[i].prof;
+    return PROF_OTHER;
+}
+
+static bool is_live(const sdp_media_t *m, sdp_media_e type)
+{
+    return m->m_type == type && m->m_port != 0 && !m->m_rejected;
+}
+
+static bool attr_is(const sdp_attribute_t *a, const char *name)
+{
+    return a->a_name && strcasecmp(a->a_name, name) == 0;
+}
+
+static bool has_attr(const sdp_media_t *m, const char *name)
+{
+    for (const sdp_attribute_t *a = m->m_attributes; a; a = a->a_next)
+        if (attr_is(a, name))
+            return true;
+    return false;
+}
+
+/* The first offered codec we take, in the offer's order: PCMU/0, PCMA/8 (static
+ * payload types, with or without an rtpmap) and, when allowed, opus/48000. */
+static const sdp_rtpmap_t *pick_audio(const sdp_media_t *m, const struct sdp_options *opt,
+                                      enum sdp_codec *codec)
+{
+    for (const sdp_rtpmap_t *rm = m->m_rtpmaps; rm; rm = rm->rm_next) {
+        if (rm->rm_pt == PT_PCMU && rtpmap_is(rm, "PCMU", 8000)) {
+            *codec = SDP_CODEC_PCMU;
+            return rm;
+        }
+        if (rm->rm_pt == PT_PCMA && rtpmap_is(rm, "PCMA", 8000)) {
+            *codec = SDP_CODEC_PCMA;
+            return rm;
+        }
+        if (opt->opus && rm->rm_pt >= 96 && rtpmap_is(rm, "opus", 48000)) {
+            *codec = SDP_CODEC_OPUS;
+            return rm;
+        }
+    }
+    return NULL;
+}
+
+static const sdp_rtpmap_t *pick_video(const sdp_media_t *m, enum sdp_codec *codec)
+{
+    for (const sdp_rtpmap_t *rm = m->m_rtpmaps; rm; rm = rm->rm_next) {
+        if (rm->rm_pt >= 96 && rtpmap_is(rm, "H264", 90000)) {
+            *codec = SDP_CODEC_H264;
+            return rm;
+        }
+        if (rm->rm_pt >= 96 && rtpmap_is(rm, "VP8", 90000)) {
+            *codec = SDP_CODEC_VP8;
+            return rm;
+        }
+    }
+    return NULL;
+}
+
+static int pick_te(const sdp_media_t *m, unsigned long rate)
+{
+    for (const sdp_rtpmap_t *rm = m->m_rtpmaps; rm; rm = rm->rm_next)
+        if (rtpmap_is(rm, "telephone-event", rate))
+            return (int)rm->rm_pt;
+    return -1;
+}
+
+/* "a=rtcp-fb:<pt|*> nack [pli] | ccm fir" offered for pt. */
+static unsigned rtcp_fb_of(const sdp_media_t *m, unsigned pt)
+{
+    unsigned fb = 0;
+    for (const sdp_attribute_t *a = m->m_attributes; a; a = a->a_next) {
+        if (!attr_is(a, "rtcp-fb") || !a->a_value)
+            continue;
+        const char *v = a->a_value;
+        char *end;
+        if (*v == '*') {
+            end = (char *)v + 1;
+        } else {
+            unsigned long n = strtoul(v, &end, 10);
+            if (end == v || n != pt)
+                continue;
+        }
+        while (*end == ' ')
+            end++;
+        if (strcasecmp(end, "nack") == 0)
+            fb |= SDP_FB_NACK;
+        else if (strcasecmp(end, "nack pli") == 0)
+            fb |= SDP_FB_PLI;
+        else if (strcasecmp(end, "ccm fir") == 0)
+            fb |= SDP_FB_FIR;
+    }
+    return fb;
+}
+
+static bool printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+            return false;
+    return true;
+}
+
+/* Fills the offer side of a plan stream from m-line m. */
+static void stream_of(const sdp_session_t *sess, const sdp_media_t *m, int index,
+                      enum profile prof, const sdp_rtpmap_t *rm, enum sdp_codec codec,
+                      const struct sdp_options *opt, struct sdp_stream *st)
+{
+    memset(st, 0, sizeof *st);
+    st->accepted = true;
+    st->index = index;
+    st->codec = codec;
+    st->pt = rm->rm_pt;
+    st->te_pt = m->m_type == sdp_media_audio
+                    ? pick_te(m, codec == SDP_CODEC_OPUS ? 48000ul : 8000ul)
+                    : -1;
+    st->secure = prof == PROF_SAVP || prof == PROF_SAVPF;
+    st->avpf = prof == PROF_AVPF || prof == PROF_SAVPF;
+    st->rtcp_mux = opt->rtcp_mux && has_attr(m, "rtcp-mux");
+    const char *dir = answer_direction(sess, m);
+    st->send = strcmp(dir, "sendrecv") == 0 || strcmp(dir, "sendonly") == 0;
+    st->recv = strcmp(dir, "sendrecv") == 0 || strcmp(dir, "recvonly") == 0;
+    const sdp_connection_t *c = m->m_connections ? m->m_connections : sess->sdp_connection;
+    unsigned char bin[16];
+    if (c && c->c_address && !is_unspecified_address(c) &&
+        strlen(c->c_address) < sizeof st->remote_addr &&
+        (inet_pton(AF_INET, c->c_address, bin) == 1 || inet_pton(AF_INET6, c->c_address, bin) == 1))
+        snprintf(st->remote_addr, sizeof st->remote_addr, "%s", c->c_address);
+    st->remote_port = (uint16_t)m->m_port;
+    st->remote_rtcp_port = (uint16_t)(m->m_port + 1);
+    for (const sdp_attribute_t *a = m->m_attributes; a; a = a->a_next) {
+        if (attr_is(a, "rtcp") && a->a_value) {
+            unsigned long port = strtoul(a->a_value, NULL, 10);
+            if (port > 0 && port < 65536)
+                st->remote_rtcp_port = (uint16_t)port;
+        } else if (attr_is(a, "crypto") && a->a_value && st->n_crypto < SDP_MAX_CRYPTO) {
+            st->crypto[st->n_crypto] = a->a_value;
+            st->crypto_len[st->n_crypto++] = strlen(a->a_value);
+        }
+    }
+    st->rtcp_fb = rtcp_fb_of(m, st->pt);
+    if (m->m_type == sdp_media_video && rm->rm_fmtp && printable(rm->rm_fmtp) &&
+        strlen(rm->rm_fmtp) < sizeof st->fmtp)
+        snprintf(st->fmtp, sizeof st->fmtp, "%s", rm->rm_fmtp);
+}
+
+static const char *codec_name(enum sdp_codec c)
+{
+    static const char *const names[] = {"PCMU/8000", "PCMA/8000", "opus/48000/2", "H264/90000",
+                                        "VP8/90000"};
+    return names[c];
+}
+
+static const char *proto_name(const struct sdp_stream *st)
+{
+    return st->secure ? (st->avpf ? "RTP/SAVPF" : "RTP/SAVP") : (st->avpf ? "RTP/AVPF" : "RTP/AVP");
+}
+
+static const char *dir_name(const struct sdp_stream *st)
+{
+    return st->send && st->recv ? "sendrecv" : st->send ? "sendonly" : st->recv ? "recvonly"
+                                                                                : "inactive";
+}
+
+static void put_stream(struct out *o, const struct sdp_stream *st, bool audio)
+{
+    put(o, "m=%s %u %s %u", audio ? "audio" : "video", (unsigned)st->local_port, proto_name(st),
+        st->pt);
+    if (st->te_pt >= 0)
+        put(o, " %d", st->te_pt);
+    put(o, "\r\na=rtpmap:%u %s\r\n", st->pt, codec_name(st->codec));
+    if (st->codec == SDP_CODEC_OPUS) /* we mix and encode at 8 kHz (docs/media.md) */
+        put(o, "a=fmtp:%u maxplaybackrate=8000;sprop-maxcapturerate=8000\r\n", st->pt);
+    if (!audio && st->fmtp[0])
+        put(o, "a=fmtp:%u %s\r\n", st->pt, st->fmtp);
+    if (st->te_pt >= 0) {
+        unsigned rate = st->codec == SDP_CODEC_OPUS ? 48000 : 8000;
+        put(o, "a=rtpmap:%d telephone-event/%u\r\na=fmtp:%d 0-15\r\n", st->te_pt, rate,
+            st->te_pt);
+    }
+    if (!audio) {
+        if (st->rtcp_fb & SDP_FB_NACK)
+            put(o, "a=rtcp-fb:%u nack\r\n", st->pt);
+        if (st->rtcp_fb & SDP_FB_PLI)
+            put(o, "a=rtcp-fb:%u nack pli\r\n", st->pt);
+        if (st->rtcp_fb & SDP_FB_FIR)
+            put(o, "a=rtcp-fb:%u ccm fir\r\n", st->pt);
+    }
+    if (audio)
+        put(o, "a=ptime:%d\r\n", PTIME_MS);
+    if (st->rtcp_mux)
+        put(o, "a=rtcp-mux\r\n");
+    if (st->secure)
+        put(o, "a=crypto:%s\r\n", st->crypto_answer);
+    put(o, "a=%s\r\n", dir_name(st));
+}
+
+ssize_t sdp_negotiate(const char *offer, size_t offer_len, const struct sdp_answer_params *p,
+                      const struct sdp_options *opt_in, sdp_accept_fn accept, void *arg,
+                      struct sdp_plan *plan_out, char *out, size_t outlen, char *why,
+                      size_t whylen)
+{
+    ssize_t ret = SDP_REFUSED;
     su_home_t home[1];
     sdp_parser_t *parser = NULL;
     unsigned char addr[16];
+    struct sdp_options opt = opt_in ? *opt_in : (struct sdp_options){0};
+    struct sdp_plan plan_local, *plan = plan_out ? plan_out : &plan_local;
+    int policy = opt.srtp ? opt.srtp : SDP_SRTP_OPTIONAL;
 
     if (why && whylen)
         why[0] = '\0';
+    memset(plan, 0, sizeof *plan);
     su_home_init(home);
 
-    if (!p || !p->address || !out) {
+    if (!p || !p->address || !out || !accept) {
         set_why(why, whylen, "Bad answer parameters");
         goto out;
     }
     const char *ip = inet_pton(AF_INET, p->address, addr) == 1    ? "IP4"
                      : inet_pton(AF_INET6, p->address, addr) == 1 ? "IP6"
                                                                   : NULL;
-    if (!ip || p->audio_port == 0) {
+    if (!ip) {
         set_why(why, whylen, "Bad local media address or port");
         goto out;
     }
@@ -289,12 +476,10 @@ ssize_t sdp_answer_build(const char *offer, size_t offer_len, const struct sdp_a
         set_why(why, whylen, "SDP parse error: NUL byte in offer");
         goto out;
     }
-
     if (!m_lines_ok(offer, offer_len)) {
         set_why(why, whylen, "SDP parse error: malformed m= line");
         goto out;
     }
-
     parser = sdp_parse(home, offer, (issize_t)offer_len, 0);
     const sdp_session_t *sess = sdp_session(parser);
     if (!sess) {
@@ -302,34 +487,93 @@ ssize_t sdp_answer_build(const char *offer, size_t offer_len, const struct sdp_a
         goto out;
     }
 
-    /* The stream we take: the first live RTP/AVP audio line with a codec we have. */
-    const sdp_media_t *chosen = NULL, *first_avp = NULL;
-    bool secure = false, other_audio = false;
-    int codec = -1;
-    for (const sdp_media_t *m = sess->sdp_media; m && !chosen; m = m->m_next) {
-        if (!is_live_audio(m))
+    /* audio: the first line we can take; under "optional" a later secure one wins */
+    const sdp_media_t *chosen = NULL, *first_nocodec = NULL;
+    bool secure_seen = false, other_audio = false, plain_refused = false, nokey = false;
+    int index = 0;
+    for (const sdp_media_t *m = sess->sdp_media; m; m = m->m_next, index++) {
+        if (!is_live(m, sdp_media_audio))
             continue;
-        if (is_rtp_avp(m)) {
-            if (!first_avp)
-                first_avp = m;
-            codec = pick_codec(m);
-            if (codec >= 0)
-                chosen = m;
-        } else if (is_secure_rtp(m)) {
-            secure = true;
-        } else {
-            other_audio = true;
+        enum profile prof = profile_of(m);
+        bool sec = prof == PROF_SAVP || prof == PROF_SAVPF;
+        bool fb = prof == PROF_AVPF || prof == PROF_SAVPF;
+        if (prof == PROF_OTHER || (fb && !opt.avpf)) {
+            if (is_secure_rtp(m))
+                secure_seen = true;
+            else
+                other_audio = true;
+            continue;
         }
+        if (sec && policy == SDP_SRTP_OFF) {
+            secure_seen = true;
+            continue;
+        }
+        if (!sec && policy == SDP_SRTP_REQUIRED) {
+            plain_refused = true;
+            continue;
+        }
+        if (sec && !has_attr(m, "crypto")) {
+            nokey = true;
+            continue;
+        }
+        enum sdp_codec codec;
+        const sdp_rtpmap_t *rm = pick_audio(m, &opt, &codec);
+        if (!rm) {
+            if (!first_nocodec)
+                first_nocodec = m;
+            continue;
+        }
+        if (chosen && !sec)
+            continue;
+        chosen = m;
+        stream_of(sess, m, index, prof, rm, codec, &opt, &plan->audio);
+        if (sec || policy != SDP_SRTP_OPTIONAL)
+            break;
     }
     if (!chosen) {
-        if (first_avp)
-            set_no_codec_why(why, whylen, first_avp);
-        else if (secure)
+        if (first_nocodec)
+            set_no_codec_why(why, whylen, first_nocodec);
+        else if (plain_refused)
+            set_why(why, whylen, "SRTP required: offer RTP/SAVP with a=crypto");
+        else if (nokey)
+            set_why(why, whylen, "RTP/SAVP without a=crypto (DTLS-SRTP is not supported)");
+        else if (secure_seen)
             set_why(why, whylen, "Secure RTP (RTP/SAVP) not offered in a form we accept");
         else if (other_audio)
             set_why(why, whylen, "No RTP/AVP audio stream in offer");
         else
             set_why(why, whylen, "No audio stream in offer");
+        goto out;
+    }
+
+    /* video: the first line as secure as the audio, with a codec we pass through */
+    const sdp_media_t *vchosen = NULL;
+    index = 0;
+    for (const sdp_media_t *m = sess->sdp_media; m && opt.video && !vchosen;
+         m = m->m_next, index++) {
+        if (!is_live(m, sdp_media_video))
+            continue;
+        enum profile prof = profile_of(m);
+        bool sec = prof == PROF_SAVP || prof == PROF_SAVPF;
+        bool fb = prof == PROF_AVPF || prof == PROF_SAVPF;
+        if (prof == PROF_OTHER || (fb && !opt.avpf) || sec != plan->audio.secure ||
+            (sec && !has_attr(m, "crypto")))
+            continue;
+        enum sdp_codec codec;
+        const sdp_rtpmap_t *rm = pick_video(m, &codec);
+        if (!rm)
+            continue;
+        vchosen = m;
+        stream_of(sess, m, index, prof, rm, codec, &opt, &plan->video);
+    }
+
+    int rc = accept(arg, plan, why, whylen);
+    if (rc < 0) {
+        ret = rc;
+        goto out;
+    }
+    if (plan->audio.local_port == 0) {
+        set_why(why, whylen, "Bad local media address or port");
         goto out;
     }
 
@@ -339,21 +583,16 @@ ssize_t sdp_answer_build(const char *offer, size_t offer_len, const struct sdp_a
         p->address);
     /* every offered m= line is answered, in order (RFC 3264 §6) */
     for (const sdp_media_t *m = sess->sdp_media; m; m = m->m_next) {
-        if (m != chosen) {
+        if (m == chosen) {
+            put_stream(&o, &plan->audio, true);
+        } else if (m == vchosen && plan->video.local_port != 0) {
+            put_stream(&o, &plan->video, false);
+        } else {
             put(&o, "m=%s 0 %s", m->m_type_name ? m->m_type_name : "audio",
                 m->m_proto_name ? m->m_proto_name : "RTP/AVP");
             put_formats(&o, m);
             put(&o, "\r\n");
-            continue;
         }
-        int te = pick_telephone_event(m);
-        put(&o, "m=audio %u RTP/AVP %d", (unsigned)p->audio_port, codec);
-        if (te >= 0)
-            put(&o, " %d", te);
-        put(&o, "\r\na=rtpmap:%d %s/8000\r\n", codec, codec == PT_PCMU ? "PCMU" : "PCMA");
-        if (te >= 0)
-            put(&o, "a=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-15\r\n", te, te);
-        put(&o, "a=ptime:%d\r\na=%s\r\n", PTIME_MS, answer_direction(sess, m));
     }
     if (!o.ok) {
         set_why(why, whylen, "SDP answer does not fit");
@@ -361,7 +600,41 @@ ssize_t sdp_answer_build(const char *offer, size_t offer_len, const struct sdp_a
     }
     ret = o.p - out;
 out:
+    for (int i = 0; i < SDP_MAX_CRYPTO; i++) { /* views into the parse, gone now */
+        plan->audio.crypto[i] = plan->video.crypto[i] = NULL;
+    }
     sdp_parser_free(parser); /* accepts NULL */
     su_home_deinit(home);
     return ret;
+}
+
+static int legacy_accept(void *arg, struct sdp_plan *plan, char *why, size_t whylen)
+{
+    (void)why;
+    (void)whylen;
+    plan->audio.local_port = *(const uint16_t *)arg;
+    plan->video.local_port = 0;
+    return 0;
+}
+
+ssize_t sdp_answer_build(const char *offer, size_t offer_len, const struct sdp_answer_params *p,
+                         char *out, size_t outlen, char *why, size_t whylen)
+{
+    if (why && whylen)
+        why[0] = '\0';
+    if (!p || !p->address || !out) {
+        set_why(why, whylen, "Bad answer parameters");
+        return -1;
+    }
+    unsigned char addr[16];
+    if (p->audio_port == 0 ||
+        (inet_pton(AF_INET, p->address, addr) != 1 && inet_pton(AF_INET6, p->address, addr) != 1)) {
+        set_why(why, whylen, "Bad local media address or port");
+        return -1;
+    }
+    const struct sdp_options legacy = {.srtp = SDP_SRTP_OFF};
+    uint16_t port = p->audio_port;
+    ssize_t n = sdp_negotiate(offer, offer_len, p, &legacy, legacy_accept, &port, NULL, out, outlen,
+                              why, whylen);
+    return n < 0 ? -1 : n;
 }
