@@ -1,194 +1,20 @@
-/* confbench load engine (see cb_engine.h). */
-#include "cb_engine.h"
-
+/* confbench load engine (see cb_engine.h; connections and TLS in cb_conn.c). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/errqueue.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
-#include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "cb_sip.h"
-#include "dp_frame.h"
-
-#define CB_REQ_MAX 2048
-#define CB_MAX_MSG 65536
-#define CB_UDP_BATCH 32
-#define CB_UDP_BUF 8192
-#define CB_RTP_PAYLOAD 160
-#define CB_RTP_INTERVAL_US 20000
-
-enum ev_type { EV_UDP = 1, EV_CONN = 2, EV_MEDIA = 3, EV_SINK = 4, EV_WAKE = 5 };
-
-enum call_state {
-    CS_FREE = 0,
-    CS_INVITE, /* INVITE sent, no final response yet */
-    CS_HOLD,   /* ACK sent, waiting for the hold time */
-    CS_BYE,    /* BYE sent */
-    CS_REQ,    /* OPTIONS / MESSAGE sent */
-};
-
-enum conn_state { CN_CLOSED = 0, CN_CONNECTING, CN_HANDSHAKE, CN_UP };
-
-enum timer_kind { TK_CALL = 0, TK_CONN = 1 };
-
-typedef struct cb_timer {
-    uint64_t when;
-    uint32_t idx;
-    uint32_t seq;
-    uint8_t kind;
-} cb_timer_t;
-
-typedef struct cb_conn {
-    uint32_t gen;
-    uint32_t tseq;
-    enum conn_state state;
-    int fd;
-    SSL *ssl;
-    unsigned target;
-    unsigned bind;
-    bool out_armed; /* EPOLLOUT registered */
-    char local_host[64];
-    unsigned local_port;
-    uint64_t t_start;
-    char *in;
-    size_t in_len, in_cap;
-    dp_frame_state_t fst;
-    char *out;
-    size_t out_len, out_cap;
-    unsigned ncalls;
-} cb_conn_t;
-
-typedef struct cb_call {
-    uint32_t gen;
-    uint32_t tseq;
-    enum call_state state;
-    int conn;        /* stream transports: connection index, else -1 */
-    unsigned udp;    /* UDP: socket index */
-    unsigned target; /* UDP: target address index */
-    uint32_t cseq;
-    bool provisional; /* a 1xx arrived for the current transaction */
-    bool invite_txn;  /* the current transaction is the INVITE */
-    uint64_t t_sent;  /* current transaction's first transmission */
-    uint64_t deadline;
-    uint64_t rtx_at;
-    unsigned rtx_ms;
-    char call_id[64];
-    char from_tag[20];
-    char inv_branch[48];
-    char branch[48];
-    char to_tag[96];
-    char remote[160]; /* remote target (Contact of the 2xx) */
-    /* media */
-    int media_fd;
-    int media_pos; /* index in the worker's media list, -1 when not sending */
-    struct sockaddr_storage media_dst;
-    socklen_t media_dst_len;
-    uint16_t rtp_seq;
-    uint32_t rtp_ts, rtp_ssrc;
-    uint8_t rtp_pt;
-    uint64_t m_sent, m_recv;
-    bool media_started;
-    unsigned media_port;
-    size_t req_len;
-    char req[CB_REQ_MAX]; /* last request, for retransmission */
-} cb_call_t;
-
-typedef struct cb_udp {
-    int fd;
-    char host[64];
-    unsigned port;
-} cb_udp_t;
-
-struct cb_engine;
-
-typedef struct cb_worker {
-    cb_counters_t c; /* first: written by this thread only */
-    struct cb_engine *e;
-    unsigned id;
-    pthread_t thread;
-    bool started;
-    int ep;
-    int wake_fd; /* eventfd: the main thread changed the rate or wants us to quit */
-    uint64_t rng;
-    cb_udp_t udp[CB_MAX_BINDS];
-    unsigned nudp;
-    int sink_fd;
-    unsigned sink_port;
-    char sink_host[64];
-    cb_call_t *calls;
-    unsigned ncalls;
-    unsigned *free_calls;
-    unsigned nfree;
-    cb_conn_t *conns;
-    unsigned nconns;
-    unsigned *free_conns; /* --conn-per-call */
-    unsigned nfree_conns;
-    unsigned rr; /* round-robin position */
-    cb_timer_t *heap;
-    size_t nheap, heap_cap;
-    unsigned *media; /* calls sending media */
-    unsigned nmedia;
-    uint64_t next_media;
-    /* pacing */
-    unsigned epoch;
-    double rate; /* this thread's share, per second */
-    uint64_t pace_t0;
-    uint64_t launched; /* since pace_t0 */
-    uint64_t quota;    /* --count share, 0 = unlimited */
-    uint64_t total_launched;
-    _Atomic bool count_done;
-    _Atomic unsigned applied_epoch; /* the last rate change this thread acted on */
-    unsigned char rtp_payload[CB_RTP_PAYLOAD];
-    char *udp_bufs;
-} cb_worker_t;
-
-struct cb_engine {
-    cb_opts_t o;
-    cb_addr_t *targets;
-    unsigned ntargets;
-    struct sockaddr_storage binds[CB_MAX_BINDS];
-    socklen_t bind_len[CB_MAX_BINDS];
-    unsigned nbinds;
-    SSL_CTX *ssl;
-    char ruri[400];
-    char to_uri[400];
-    char from_uri[400];
-    unsigned threads;
-    cb_worker_t **w;
-    _Atomic uint64_t rate_milli;
-    _Atomic unsigned rate_epoch;
-    _Atomic bool quit;
-    bool running;
-    _Atomic bool msg_claimed[CB_FAIL_REASONS];
-    _Atomic bool msg_ready[CB_FAIL_REASONS];
-    char msg[CB_FAIL_REASONS][400];
-    _Atomic bool code_seen[CB_CODES];
-    _Atomic bool verify_seen[CB_VERIFY_CODES];
-};
+#include "cb_engine_int.h"
 
 /* ------------------------------------------------------------------------ helpers */
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static uint64_t rnd(cb_worker_t *w)
 {
@@ -201,12 +27,7 @@ static uint64_t rnd(cb_worker_t *w)
     return x * 0x2545F4914F6CDD1Dull;
 }
 
-static uint64_t ev_data(enum ev_type t, uint32_t idx, uint32_t gen)
-{
-    return ((uint64_t)t << 56) | ((uint64_t)(gen & 0xffffffu) << 32) | idx;
-}
-
-static void sa_host(const struct sockaddr_storage *ss, char *host, size_t cap, unsigned *port)
+void cb_sa_host(const struct sockaddr_storage *ss, char *host, size_t cap, unsigned *port)
 {
     if (ss->ss_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
@@ -236,10 +57,7 @@ static void note_ex(cb_engine_t *e, cb_fail_t r, bool print, const char *fmt, va
         fprintf(stderr, "confbench: %s\n", e->msg[r]);
 }
 
-static void note(cb_engine_t *e, cb_fail_t r, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void note(cb_engine_t *e, cb_fail_t r, const char *fmt, ...)
+void cb_note(cb_engine_t *e, cb_fail_t r, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -247,10 +65,7 @@ static void note(cb_engine_t *e, cb_fail_t r, const char *fmt, ...)
     va_end(ap);
 }
 
-static void note_quiet(cb_engine_t *e, cb_fail_t r, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void note_quiet(cb_engine_t *e, cb_fail_t r, const char *fmt, ...)
+void cb_note_quiet(cb_engine_t *e, cb_fail_t r, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -265,7 +80,7 @@ static bool tless(const cb_timer_t *a, const cb_timer_t *b)
     return a->when < b->when;
 }
 
-static void timer_push(cb_worker_t *w, uint64_t when, uint8_t kind, uint32_t idx, uint32_t seq)
+void cb_timer_push(cb_worker_t *w, uint64_t when, uint8_t kind, uint32_t idx, uint32_t seq)
 {
     if (w->nheap == w->heap_cap) {
         size_t cap = w->heap_cap ? w->heap_cap * 2 : 1024;
@@ -317,401 +132,12 @@ static cb_timer_t timer_pop(cb_worker_t *w)
 static void call_arm(cb_worker_t *w, cb_call_t *c, uint64_t when)
 {
     c->tseq++;
-    timer_push(w, when, TK_CALL, (uint32_t)(c - w->calls), c->tseq);
+    cb_timer_push(w, when, TK_CALL, (uint32_t)(c - w->calls), c->tseq);
 }
 
 /* ------------------------------------------------------------------------ forward */
 
 static void call_end(cb_worker_t *w, cb_call_t *c, bool ok);
-static void call_fail(cb_worker_t *w, cb_call_t *c, cb_fail_t r);
-static void conn_fail(cb_worker_t *w, cb_conn_t *cn, cb_fail_t r);
-static void handle_message(cb_worker_t *w, const char *buf, size_t len, int conn, unsigned udp,
-                           const struct sockaddr_storage *from, socklen_t fromlen);
-
-/* ------------------------------------------------------------------------ connections */
-
-static void conn_events(cb_worker_t *w, cb_conn_t *cn, bool want_out)
-{
-    if (cn->fd < 0 || cn->out_armed == want_out)
-        return;
-    struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0u),
-                             .data.u64 = ev_data(EV_CONN, (uint32_t)(cn - w->conns), cn->gen)};
-    epoll_ctl(w->ep, EPOLL_CTL_MOD, cn->fd, &ev);
-    cn->out_armed = want_out;
-}
-
-static void conn_close(cb_worker_t *w, cb_conn_t *cn)
-{
-    (void)w;
-    if (cn->ssl) {
-        if (cn->state == CN_UP)
-            SSL_shutdown(cn->ssl);
-        SSL_free(cn->ssl);
-        cn->ssl = NULL;
-    }
-    if (cn->fd >= 0)
-        close(cn->fd);
-    cn->fd = -1;
-    cn->state = CN_CLOSED;
-    cn->gen++;
-    cn->tseq++;
-    cn->in_len = 0;
-    cn->out_len = 0;
-    cn->out_armed = false;
-    memset(&cn->fst, 0, sizeof(cn->fst));
-}
-
-static int buf_append(char **buf, size_t *len, size_t *cap, const char *data, size_t n)
-{
-    if (*len + n > *cap) {
-        size_t nc = *cap ? *cap : 4096;
-        while (nc < *len + n)
-            nc *= 2;
-        char *b = realloc(*buf, nc);
-        if (!b)
-            return -1;
-        *buf = b;
-        *cap = nc;
-    }
-    memcpy(*buf + *len, data, n);
-    *len += n;
-    return 0;
-}
-
-/* Writes out what is buffered. Returns 0, or -1 after the connection failed. */
-static int conn_flush(cb_worker_t *w, cb_conn_t *cn)
-{
-    size_t off = 0;
-    while (off < cn->out_len) {
-        ssize_t n;
-        if (cn->ssl) {
-            ERR_clear_error();
-            int r = SSL_write(cn->ssl, cn->out + off, (int)(cn->out_len - off));
-            if (r <= 0) {
-                int err = SSL_get_error(cn->ssl, r);
-                if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ)
-                    break;
-                note(w->e, CB_FAIL_CLOSED, "TLS write to %s failed",
-                     w->e->targets[cn->target].text);
-                conn_fail(w, cn, CB_FAIL_CLOSED);
-                return -1;
-            }
-            n = r;
-        } else {
-            n = send(cn->fd, cn->out + off, cn->out_len - off, MSG_NOSIGNAL);
-            if (n < 0) {
-                if (errno == EAGAIN || errno == EINTR)
-                    break;
-                note(w->e, CB_FAIL_CLOSED, "send to %s failed: %s", w->e->targets[cn->target].text,
-                     strerror(errno));
-                conn_fail(w, cn, CB_FAIL_CLOSED);
-                return -1;
-            }
-        }
-        off += (size_t)n;
-    }
-    if (off) {
-        memmove(cn->out, cn->out + off, cn->out_len - off);
-        cn->out_len -= off;
-    }
-    conn_events(w, cn, cn->out_len > 0);
-    return 0;
-}
-
-static void conn_up(cb_worker_t *w, cb_conn_t *cn)
-{
-    cn->state = CN_UP;
-    cn->tseq++; /* cancels the connect timer */
-    if (cn->ssl) {
-        CB_ADD(w->c.handshakes, 1);
-        cb_hist_record(&w->c.lat[CB_LAT_HANDSHAKE], now_us() - cn->t_start);
-    }
-    conn_flush(w, cn);
-}
-
-static void tls_failed(cb_worker_t *w, cb_conn_t *cn, int ret)
-{
-    cb_engine_t *e = w->e;
-    const cb_addr_t *t = &e->targets[cn->target];
-    long vr = SSL_get_verify_result(cn->ssl);
-    if (vr != X509_V_OK) {
-        unsigned code = vr >= 0 && vr < CB_VERIFY_CODES ? (unsigned)vr : 0;
-        CB_ADD(w->c.tls_verify[code], 1);
-        if (!atomic_exchange(&e->verify_seen[code], true)) {
-            fprintf(stderr,
-                    "confbench: TLS handshake with %s failed: certificate verify failed: %s "
-                    "(X509 error %ld)\n",
-                    t->text, X509_verify_cert_error_string(vr), vr);
-        }
-        note_quiet(e, CB_FAIL_TLS, "TLS handshake with %s failed: certificate verify failed: %s",
-                   t->text, X509_verify_cert_error_string(vr));
-    } else {
-        char buf[256] = "";
-        unsigned long le = ERR_peek_last_error();
-        if (le)
-            ERR_error_string_n(le, buf, sizeof(buf));
-        else if (ret == 0 || errno == 0)
-            snprintf(buf, sizeof(buf), "connection closed during the handshake");
-        else
-            snprintf(buf, sizeof(buf), "%s", strerror(errno));
-        CB_ADD(w->c.tls_verify[0], 1);
-        note(e, CB_FAIL_TLS, "TLS handshake with %s failed: %s", t->text, buf);
-    }
-    conn_fail(w, cn, CB_FAIL_TLS);
-}
-
-static void conn_handshake(cb_worker_t *w, cb_conn_t *cn)
-{
-    ERR_clear_error();
-    errno = 0;
-    int r = SSL_do_handshake(cn->ssl);
-    if (r == 1) {
-        conn_up(w, cn);
-        return;
-    }
-    int err = SSL_get_error(cn->ssl, r);
-    if (err == SSL_ERROR_WANT_READ) {
-        conn_events(w, cn, false);
-        return;
-    }
-    if (err == SSL_ERROR_WANT_WRITE) {
-        conn_events(w, cn, true);
-        return;
-    }
-    tls_failed(w, cn, r);
-}
-
-static int conn_start_tls(cb_worker_t *w, cb_conn_t *cn)
-{
-    cb_engine_t *e = w->e;
-    const cb_addr_t *t = &e->targets[cn->target];
-    cn->ssl = SSL_new(e->ssl);
-    if (!cn->ssl || SSL_set_fd(cn->ssl, cn->fd) != 1)
-        return -1;
-    SSL_set_connect_state(cn->ssl);
-    const char *name = e->o.tls_name[0] ? e->o.tls_name : t->host;
-    const char *sni = e->o.sni[0] ? e->o.sni : name;
-    if (sni[0] && !strchr(sni, ':'))
-        SSL_set_tlsext_host_name(cn->ssl, sni);
-    if (!e->o.no_verify) {
-        if (name[0]) {
-            if (SSL_set1_host(cn->ssl, name) != 1)
-                return -1;
-        } else {
-            /* A literal address: the certificate must carry it as an IP SAN. */
-            char host[64];
-            unsigned port;
-            sa_host(&t->sa, host, sizeof(host), &port);
-            char *h = host;
-            if (h[0] == '[') {
-                h++;
-                h[strlen(h) - 1] = 0;
-            }
-            if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(cn->ssl), h) != 1)
-                return -1;
-        }
-    }
-    cn->state = CN_HANDSHAKE;
-    conn_handshake(w, cn);
-    return 0;
-}
-
-static void conn_connected(cb_worker_t *w, cb_conn_t *cn)
-{
-    int soerr = 0;
-    socklen_t sl = sizeof(soerr);
-    getsockopt(cn->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-    if (soerr) {
-        cb_fail_t r = soerr == ECONNREFUSED ? CB_FAIL_REFUSED : CB_FAIL_CONNECT;
-        note(w->e, r, "connect to %s failed: %s", w->e->targets[cn->target].text, strerror(soerr));
-        conn_fail(w, cn, r);
-        return;
-    }
-    CB_ADD(w->c.connects, 1);
-    if (w->e->ssl) {
-        if (conn_start_tls(w, cn)) {
-            note(w->e, CB_FAIL_LOCAL, "cannot set up TLS for %s", w->e->targets[cn->target].text);
-            conn_fail(w, cn, CB_FAIL_LOCAL);
-        }
-        return;
-    }
-    conn_up(w, cn);
-}
-
-/* Opens the connection (non-blocking connect). Returns 0, or -1 after failing it. */
-static int conn_open(cb_worker_t *w, cb_conn_t *cn)
-{
-    cb_engine_t *e = w->e;
-    const cb_addr_t *t = &e->targets[cn->target];
-    cn->fd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (cn->fd < 0) {
-        note(e, CB_FAIL_LOCAL, "socket() for %s failed: %s", t->text, strerror(errno));
-        conn_fail(w, cn, CB_FAIL_LOCAL);
-        return -1;
-    }
-    int one = 1;
-    setsockopt(cn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (e->nbinds) {
-        const struct sockaddr_storage *b = &e->binds[cn->bind];
-        if (b->ss_family == t->sa.ss_family &&
-            bind(cn->fd, (const struct sockaddr *)b, e->bind_len[cn->bind]) != 0) {
-            char h[64];
-            unsigned p;
-            sa_host(b, h, sizeof(h), &p);
-            note(e, CB_FAIL_LOCAL, "bind to %s failed: %s", h, strerror(errno));
-            conn_fail(w, cn, CB_FAIL_LOCAL);
-            return -1;
-        }
-    }
-    cn->t_start = now_us();
-    cn->gen++;
-    int rc = connect(cn->fd, (const struct sockaddr *)&t->sa, t->len);
-    if (rc != 0 && errno != EINPROGRESS) {
-        cb_fail_t r = errno == ECONNREFUSED ? CB_FAIL_REFUSED : CB_FAIL_CONNECT;
-        note(e, r, "connect to %s failed: %s", t->text, strerror(errno));
-        conn_fail(w, cn, r);
-        return -1;
-    }
-    struct sockaddr_storage local;
-    socklen_t ll = sizeof(local);
-    if (getsockname(cn->fd, (struct sockaddr *)&local, &ll) == 0)
-        sa_host(&local, cn->local_host, sizeof(cn->local_host), &cn->local_port);
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT,
-                             .data.u64 = ev_data(EV_CONN, (uint32_t)(cn - w->conns), cn->gen)};
-    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, cn->fd, &ev) != 0) {
-        note(e, CB_FAIL_LOCAL, "epoll_ctl failed: %s", strerror(errno));
-        conn_fail(w, cn, CB_FAIL_LOCAL);
-        return -1;
-    }
-    cn->out_armed = true;
-    cn->state = CN_CONNECTING;
-    cn->tseq++;
-    timer_push(w, cn->t_start + (uint64_t)e->o.timeout_ms * 1000u, TK_CONN,
-               (uint32_t)(cn - w->conns), cn->tseq);
-    if (rc == 0)
-        conn_connected(w, cn);
-    return 0;
-}
-
-/* Fails every call that uses the connection, then closes it. */
-static void conn_fail(cb_worker_t *w, cb_conn_t *cn, cb_fail_t r)
-{
-    int idx = (int)(cn - w->conns);
-    conn_close(w, cn);
-    for (unsigned i = 0; i < w->ncalls && cn->ncalls; i++) {
-        cb_call_t *c = &w->calls[i];
-        if (c->state != CS_FREE && c->conn == idx)
-            call_fail(w, c, r);
-    }
-}
-
-static void conn_read(cb_worker_t *w, cb_conn_t *cn)
-{
-    uint32_t gen = cn->gen;
-    for (int rounds = 0; rounds < 16; rounds++) {
-        if (cn->in_cap - cn->in_len < 16384) {
-            size_t nc = cn->in_cap ? cn->in_cap * 2 : 32768;
-            if (nc > 4 * CB_MAX_MSG && cn->in_cap >= 4 * CB_MAX_MSG)
-                break;
-            char *b = realloc(cn->in, nc);
-            if (!b)
-                break;
-            cn->in = b;
-            cn->in_cap = nc;
-        }
-        ssize_t n;
-        if (cn->ssl) {
-            ERR_clear_error();
-            int r = SSL_read(cn->ssl, cn->in + cn->in_len, (int)(cn->in_cap - cn->in_len));
-            if (r <= 0) {
-                int err = SSL_get_error(cn->ssl, r);
-                if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
-                    break;
-                n = err == SSL_ERROR_ZERO_RETURN ? 0 : -1;
-                if (n < 0)
-                    errno = ECONNRESET;
-            } else {
-                n = r;
-            }
-        } else {
-            n = recv(cn->fd, cn->in + cn->in_len, cn->in_cap - cn->in_len, 0);
-            if (n < 0 && (errno == EAGAIN || errno == EINTR))
-                break;
-        }
-        if (n <= 0) {
-            if (cn->ncalls)
-                note(w->e, CB_FAIL_CLOSED, "connection to %s %s with calls in progress",
-                     w->e->targets[cn->target].text, n == 0 ? "closed by the peer" : "reset");
-            conn_fail(w, cn, CB_FAIL_CLOSED);
-            return;
-        }
-        cn->in_len += (size_t)n;
-        /* Frame and hand over every whole message. */
-        size_t off = 0;
-        while (off < cn->in_len) {
-            size_t len = 0;
-            dp_frame_result_t fr =
-                dp_frame_next(cn->in + off, cn->in_len - off, CB_MAX_MSG, &cn->fst, &len);
-            if (fr == DP_FRAME_PARTIAL)
-                break;
-            memset(&cn->fst, 0, sizeof(cn->fst));
-            if (fr == DP_FRAME_MESSAGE) {
-                handle_message(w, cn->in + off, len, (int)(cn - w->conns), 0, NULL, 0);
-                if (cn->gen != gen || cn->fd < 0)
-                    return; /* closed while handling */
-            } else if (fr == DP_FRAME_PING) {
-                buf_append(&cn->out, &cn->out_len, &cn->out_cap, "\r\n", 2);
-                if (conn_flush(w, cn))
-                    return;
-            } else if (fr != DP_FRAME_PONG) {
-                note(w->e, CB_FAIL_PROTOCOL, "unframeable message from %s (error %d)",
-                     w->e->targets[cn->target].text, (int)fr);
-                conn_fail(w, cn, CB_FAIL_PROTOCOL);
-                return;
-            }
-            off += len;
-        }
-        if (off) {
-            memmove(cn->in, cn->in + off, cn->in_len - off);
-            cn->in_len -= off;
-        }
-        if (!cn->ssl && (size_t)n < 16384)
-            break;
-    }
-}
-
-static void conn_event(cb_worker_t *w, cb_conn_t *cn, uint32_t events)
-{
-    uint32_t gen = cn->gen;
-    if (cn->state == CN_CONNECTING) {
-        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
-            conn_connected(w, cn);
-        return;
-    }
-    if (cn->state == CN_HANDSHAKE) {
-        conn_handshake(w, cn);
-        if (cn->gen != gen || cn->state != CN_UP)
-            return;
-    }
-    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-        conn_read(w, cn);
-    if (cn->gen == gen && cn->state == CN_UP && (events & EPOLLOUT))
-        conn_flush(w, cn);
-}
-
-/* Hands a request to a call's connection, opening it when needed. */
-static int conn_send(cb_worker_t *w, cb_conn_t *cn, const char *buf, size_t len)
-{
-    if (cn->state == CN_CLOSED && conn_open(w, cn))
-        return -1;
-    if (buf_append(&cn->out, &cn->out_len, &cn->out_cap, buf, len)) {
-        conn_fail(w, cn, CB_FAIL_LOCAL);
-        return -1;
-    }
-    if (cn->state == CN_UP)
-        return conn_flush(w, cn);
-    return 0;
-}
 
 /* ------------------------------------------------------------------------ media */
 
@@ -771,9 +197,9 @@ static int media_open(cb_worker_t *w, cb_call_t *c, const char *host)
     }
     unsigned port;
     char tmp[64];
-    sa_host(&ss, tmp, sizeof(tmp), &port);
+    cb_sa_host(&ss, tmp, sizeof(tmp), &port);
     uint32_t idx = (uint32_t)(c - w->calls);
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = ev_data(EV_MEDIA, idx, c->gen)};
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = cb_ev_data(EV_MEDIA, idx, c->gen)};
     if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
         close(fd);
         return -1;
@@ -919,7 +345,7 @@ static int call_transmit(cb_worker_t *w, cb_call_t *c, const char *buf, size_t l
     if (c->conn >= 0) {
         cb_conn_t *cn = &w->conns[c->conn];
         uint32_t gen = c->gen;
-        int rc = conn_send(w, cn, buf, len);
+        int rc = cb_conn_send(w, cn, buf, len);
         if (rc || c->gen != gen || c->state == CS_FREE)
             return -1;
         return 0;
@@ -927,8 +353,8 @@ static int call_transmit(cb_worker_t *w, cb_call_t *c, const char *buf, size_t l
     const cb_addr_t *t = &w->e->targets[c->target];
     ssize_t n = sendto(w->udp[c->udp].fd, buf, len, 0, (const struct sockaddr *)&t->sa, t->len);
     if (n < 0 && errno != EAGAIN && errno != ENOBUFS && errno != ECONNREFUSED && errno != EINTR) {
-        note(w->e, CB_FAIL_CONNECT, "sendto %s failed: %s", t->text, strerror(errno));
-        call_fail(w, c, CB_FAIL_CONNECT);
+        cb_note(w->e, CB_FAIL_CONNECT, "sendto %s failed: %s", t->text, strerror(errno));
+        cb_call_fail(w, c, CB_FAIL_CONNECT);
         return -1;
     }
     return 0;
@@ -967,14 +393,14 @@ static int call_request(cb_worker_t *w, cb_call_t *c, const char *method, bool i
     };
     ssize_t n = cb_sip_build_request(c->req, sizeof(c->req), &r);
     if (n < 0) {
-        note(e, CB_FAIL_LOCAL, "request does not fit in %d bytes", CB_REQ_MAX);
-        call_fail(w, c, CB_FAIL_LOCAL);
+        cb_note(e, CB_FAIL_LOCAL, "request does not fit in %d bytes", CB_REQ_MAX);
+        cb_call_fail(w, c, CB_FAIL_LOCAL);
         return -1;
     }
     c->req_len = (size_t)n;
     c->invite_txn = invite;
     c->provisional = false;
-    c->t_sent = now_us();
+    c->t_sent = cb_now_us();
     c->deadline = c->t_sent + (uint64_t)e->o.timeout_ms * 1000u;
     if (c->conn < 0) {
         c->rtx_ms = e->o.t1_ms;
@@ -1025,7 +451,7 @@ static void call_free(cb_worker_t *w, cb_call_t *c)
         if (cn->ncalls)
             cn->ncalls--;
         if (w->e->o.conn_per_call) {
-            conn_close(w, cn);
+            cb_conn_close(w, cn);
             w->free_conns[w->nfree_conns++] = (unsigned)c->conn;
         }
         c->conn = -1;
@@ -1043,7 +469,7 @@ static void call_end(cb_worker_t *w, cb_call_t *c, bool ok)
     call_free(w, c);
 }
 
-static void call_fail(cb_worker_t *w, cb_call_t *c, cb_fail_t r)
+void cb_call_fail(cb_worker_t *w, cb_call_t *c, cb_fail_t r)
 {
     if (c->state == CS_FREE)
         return;
@@ -1063,8 +489,8 @@ static void call_unexpected(cb_worker_t *w, cb_call_t *c, int status, const char
     }
     char m[128];
     snprintf(m, sizeof(m), "unexpected %d to %s", status, what);
-    note_quiet(e, CB_FAIL_UNEXPECTED, "%s", m);
-    call_fail(w, c, CB_FAIL_UNEXPECTED);
+    cb_note_quiet(e, CB_FAIL_UNEXPECTED, "%s", m);
+    cb_call_fail(w, c, CB_FAIL_UNEXPECTED);
 }
 
 static void call_send_bye(cb_worker_t *w, cb_call_t *c)
@@ -1090,9 +516,9 @@ static void call_timer(cb_worker_t *w, cb_call_t *c, uint64_t now)
                                        : "request");
         const cb_addr_t *t =
             c->conn >= 0 ? &e->targets[w->conns[c->conn].target] : &e->targets[c->target];
-        note(e, CB_FAIL_TIMEOUT, "no final response to %s from %s within %u ms", what, t->text,
-             e->o.timeout_ms);
-        call_fail(w, c, CB_FAIL_TIMEOUT);
+        cb_note(e, CB_FAIL_TIMEOUT, "no final response to %s from %s within %u ms", what, t->text,
+                e->o.timeout_ms);
+        cb_call_fail(w, c, CB_FAIL_TIMEOUT);
         return;
     }
     if (c->conn < 0 && now >= c->rtx_at && !(c->invite_txn && c->provisional)) {
@@ -1144,14 +570,14 @@ static void call_start(cb_worker_t *w)
         cn->bind = e->nbinds ? rr % e->nbinds : 0;
         c->conn = (int)ci;
         cn->ncalls = 1;
-        if (conn_open(w, cn))
+        if (cb_conn_open(w, cn))
             return; /* the call was failed */
         src_host = cn->local_host;
     } else {
         c->conn = (int)(rr % w->nconns);
         cb_conn_t *cn = &w->conns[c->conn];
         cn->ncalls++;
-        if (cn->state == CN_CLOSED && conn_open(w, cn))
+        if (cn->state == CN_CLOSED && cb_conn_open(w, cn))
             return;
         src_host = cn->local_host;
     }
@@ -1165,9 +591,9 @@ static void call_start(cb_worker_t *w)
                 mport = c->media_port;
                 maddr = src_host;
             } else {
-                note(e, CB_FAIL_LOCAL, "cannot open an RTP socket on %s: %s", src_host,
-                     strerror(errno));
-                call_fail(w, c, CB_FAIL_LOCAL);
+                cb_note(e, CB_FAIL_LOCAL, "cannot open an RTP socket on %s: %s", src_host,
+                        strerror(errno));
+                cb_call_fail(w, c, CB_FAIL_LOCAL);
                 return;
             }
         }
@@ -1184,7 +610,7 @@ static void call_start(cb_worker_t *w)
             *rb = 0;
         ssize_t sl = cb_sdp_offer(sdp, sizeof(sdp), addr, mport, rnd(w) >> 1, o->srtp, key);
         if (sl < 0) {
-            call_fail(w, c, CB_FAIL_LOCAL);
+            cb_call_fail(w, c, CB_FAIL_LOCAL);
             return;
         }
         call_request(w, c, "INVITE", true, e->ruri, "application/sdp", sdp, (size_t)sl);
@@ -1226,7 +652,7 @@ static void call_response(cb_worker_t *w, cb_call_t *c, const cb_sip_msg_t *m)
             }
             return;
         }
-        uint64_t lat = now_us() - c->t_sent;
+        uint64_t lat = cb_now_us() - c->t_sent;
         if (m->to_tag.s && m->to_tag.len < sizeof(c->to_tag)) {
             memcpy(c->to_tag, m->to_tag.s, m->to_tag.len);
             c->to_tag[m->to_tag.len] = 0;
@@ -1258,7 +684,7 @@ static void call_response(cb_worker_t *w, cb_call_t *c, const cb_sip_msg_t *m)
             media_start(w, c, m->body);
         c->state = CS_HOLD;
         if (e->o.hold_ms)
-            call_arm(w, c, now_us() + (uint64_t)e->o.hold_ms * 1000u);
+            call_arm(w, c, cb_now_us() + (uint64_t)e->o.hold_ms * 1000u);
         else
             call_send_bye(w, c);
         return;
@@ -1272,7 +698,7 @@ static void call_response(cb_worker_t *w, cb_call_t *c, const cb_sip_msg_t *m)
         c->provisional = true;
         return;
     }
-    cb_hist_record(&w->c.lat[CB_LAT_NONINVITE], now_us() - c->t_sent);
+    cb_hist_record(&w->c.lat[CB_LAT_NONINVITE], cb_now_us() - c->t_sent);
     int want = c->state == CS_BYE ? 200 : cb_expected_code(&e->o);
     bool ok = c->state == CS_BYE ? (st >= 200 && st < 300) : st == want;
     if (ok) {
@@ -1301,19 +727,20 @@ static void answer_request(cb_worker_t *w, const cb_sip_msg_t *m, int conn, unsi
     if (n <= 0)
         return;
     if (conn >= 0) {
-        conn_send(w, &w->conns[conn], buf, (size_t)n);
+        cb_conn_send(w, &w->conns[conn], buf, (size_t)n);
     } else if (from) {
         sendto(w->udp[udp].fd, buf, (size_t)n, 0, (const struct sockaddr *)from, fromlen);
     }
 }
 
-static void handle_message(cb_worker_t *w, const char *buf, size_t len, int conn, unsigned udp,
-                           const struct sockaddr_storage *from, socklen_t fromlen)
+void cb_handle_message(cb_worker_t *w, const char *buf, size_t len, int conn, unsigned udp,
+                       const struct sockaddr_storage *from, socklen_t fromlen)
 {
     cb_sip_msg_t m;
     if (cb_sip_parse(buf, len, &m) != CB_SIP_OK) {
         CB_ADD(w->c.stray_responses, 1);
-        note(w->e, CB_FAIL_PROTOCOL, "unparseable message received (%zu bytes): %.40s", len, buf);
+        cb_note(w->e, CB_FAIL_PROTOCOL, "unparseable message received (%zu bytes): %.40s", len,
+                buf);
         return;
     }
     if (m.is_request) {
@@ -1354,8 +781,8 @@ static void udp_read(cb_worker_t *w, unsigned ui)
                 CB_ADD(w->c.stray_responses, 1);
                 continue;
             }
-            handle_message(w, iov[i].iov_base, msgs[i].msg_len, -1, ui, &from[i],
-                           msgs[i].msg_hdr.msg_namelen);
+            cb_handle_message(w, iov[i].iov_base, msgs[i].msg_len, -1, ui, &from[i],
+                              msgs[i].msg_hdr.msg_namelen);
         }
         if (n < CB_UDP_BATCH)
             return;
@@ -1395,8 +822,9 @@ static void udp_errors(cb_worker_t *w, unsigned ui)
         if (!c)
             continue;
         cb_fail_t r = ee_errno == ECONNREFUSED ? CB_FAIL_REFUSED : CB_FAIL_CONNECT;
-        note(w->e, r, "UDP to %s: %s (ICMP)", where, ee_errno ? strerror(ee_errno) : "unreachable");
-        call_fail(w, c, r);
+        cb_note(w->e, r, "UDP to %s: %s (ICMP)", where,
+                ee_errno ? strerror(ee_errno) : "unreachable");
+        cb_call_fail(w, c, r);
     }
 }
 
@@ -1462,11 +890,11 @@ static void run_timers(cb_worker_t *w, uint64_t now)
             cb_conn_t *cn = &w->conns[t.idx];
             if (cn->tseq == t.seq && (cn->state == CN_CONNECTING || cn->state == CN_HANDSHAKE)) {
                 bool tls = cn->state == CN_HANDSHAKE;
-                note(w->e, tls ? CB_FAIL_TLS : CB_FAIL_CONNECT_TIMEOUT,
-                     "%s %s did not complete within %u ms",
-                     tls ? "TLS handshake with" : "connect to", w->e->targets[cn->target].text,
-                     w->e->o.timeout_ms);
-                conn_fail(w, cn, tls ? CB_FAIL_TLS : CB_FAIL_CONNECT_TIMEOUT);
+                cb_note(w->e, tls ? CB_FAIL_TLS : CB_FAIL_CONNECT_TIMEOUT,
+                        "%s %s did not complete within %u ms",
+                        tls ? "TLS handshake with" : "connect to", w->e->targets[cn->target].text,
+                        w->e->o.timeout_ms);
+                cb_conn_fail(w, cn, tls ? CB_FAIL_TLS : CB_FAIL_CONNECT_TIMEOUT);
             }
         }
     }
@@ -1477,9 +905,9 @@ static void *worker_main(void *arg)
     cb_worker_t *w = arg;
     cb_engine_t *e = w->e;
     struct epoll_event evs[256];
-    w->next_media = now_us() + CB_RTP_INTERVAL_US;
+    w->next_media = cb_now_us() + CB_RTP_INTERVAL_US;
     while (!atomic_load_explicit(&e->quit, memory_order_relaxed)) {
-        uint64_t now = now_us();
+        uint64_t now = cb_now_us();
         run_timers(w, now);
         if (now >= w->next_media) {
             media_tick(w);
@@ -1494,7 +922,7 @@ static void *worker_main(void *arg)
         uint64_t nl = next_launch(w);
         if (nl < next)
             next = nl;
-        now = now_us();
+        now = cb_now_us();
         /* Sleep at least 200 us: launches are batched rather than spun for. */
         uint64_t wait = next > now ? next - now : 0;
         if (wait < 200)
@@ -1519,7 +947,7 @@ static void *worker_main(void *arg)
             case EV_CONN: {
                 cb_conn_t *cn = &w->conns[idx];
                 if ((cn->gen & 0xffffffu) == gen && cn->fd >= 0)
-                    conn_event(w, cn, evs[i].events);
+                    cb_conn_event(w, cn, evs[i].events);
                 break;
             }
             case EV_MEDIA: {
@@ -1591,7 +1019,7 @@ static int udp_open(const struct sockaddr_storage *b, socklen_t blen, cb_udp_t *
     socklen_t len = blen;
     char h[64];
     unsigned p;
-    sa_host(b, h, sizeof(h), &p);
+    cb_sa_host(b, h, sizeof(h), &p);
     u->fd = socket(b->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (u->fd < 0) {
         snprintf(err, errlen, "socket(): %s", strerror(errno));
@@ -1613,7 +1041,7 @@ static int udp_open(const struct sockaddr_storage *b, socklen_t blen, cb_udp_t *
         u->fd = -1;
         return -1;
     }
-    sa_host(&ss, u->host, sizeof(u->host), &u->port);
+    cb_sa_host(&ss, u->host, sizeof(u->host), &u->port);
     return 0;
 }
 
@@ -1627,14 +1055,14 @@ static int worker_init(cb_engine_t *e, cb_worker_t *w, unsigned id, char *err, s
     for (unsigned i = 0; i < CB_MAX_BINDS; i++)
         w->udp[i].fd = -1;
     if (getrandom(&w->rng, sizeof(w->rng), 0) != (ssize_t)sizeof(w->rng) || w->rng == 0)
-        w->rng = 0x9E3779B97F4A7C15ull ^ ((uint64_t)id << 32) ^ now_us();
+        w->rng = 0x9E3779B97F4A7C15ull ^ ((uint64_t)id << 32) ^ cb_now_us();
     w->ep = epoll_create1(EPOLL_CLOEXEC);
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->ep < 0 || w->wake_fd < 0) {
         snprintf(err, errlen, "epoll_create1/eventfd: %s", strerror(errno));
         return -1;
     }
-    struct epoll_event wev = {.events = EPOLLIN, .data.u64 = ev_data(EV_WAKE, 0, 0)};
+    struct epoll_event wev = {.events = EPOLLIN, .data.u64 = cb_ev_data(EV_WAKE, 0, 0)};
     if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->wake_fd, &wev)) {
         snprintf(err, errlen, "epoll_ctl: %s", strerror(errno));
         return -1;
@@ -1678,7 +1106,7 @@ static int worker_init(cb_engine_t *e, cb_worker_t *w, unsigned id, char *err, s
         for (unsigned i = 0; i < nsrc; i++) {
             if (udp_open(&src[i], srclen[i], &w->udp[i], true, err, errlen))
                 return -1;
-            struct epoll_event ev = {.events = EPOLLIN, .data.u64 = ev_data(EV_UDP, i, 0)};
+            struct epoll_event ev = {.events = EPOLLIN, .data.u64 = cb_ev_data(EV_UDP, i, 0)};
             if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->udp[i].fd, &ev)) {
                 snprintf(err, errlen, "epoll_ctl: %s", strerror(errno));
                 return -1;
@@ -1712,7 +1140,7 @@ static int worker_init(cb_engine_t *e, cb_worker_t *w, unsigned id, char *err, s
     w->sink_fd = sink.fd;
     w->sink_port = sink.port;
     snprintf(w->sink_host, sizeof(w->sink_host), "%s", sink.host);
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = ev_data(EV_SINK, 0, 0)};
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = cb_ev_data(EV_SINK, 0, 0)};
     epoll_ctl(w->ep, EPOLL_CTL_ADD, w->sink_fd, &ev);
     return 0;
 }
@@ -1752,47 +1180,6 @@ static void worker_free(cb_worker_t *w)
     free(w);
 }
 
-static int tls_setup(cb_engine_t *e, char *err, size_t errlen)
-{
-    const cb_opts_t *o = &e->o;
-    e->ssl = SSL_CTX_new(TLS_client_method());
-    if (!e->ssl) {
-        snprintf(err, errlen, "TLS: cannot create a context");
-        return -1;
-    }
-    SSL_CTX_set_min_proto_version(e->ssl, TLS1_2_VERSION);
-    SSL_CTX_set_mode(e->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    SSL_CTX_set_session_cache_mode(e->ssl, SSL_SESS_CACHE_OFF);
-    char ebuf[256];
-    if (o->no_verify) {
-        SSL_CTX_set_verify(e->ssl, SSL_VERIFY_NONE, NULL);
-    } else {
-        SSL_CTX_set_verify(e->ssl, SSL_VERIFY_PEER, NULL);
-        int ok = o->ca[0] ? SSL_CTX_load_verify_locations(e->ssl, o->ca, NULL)
-                          : SSL_CTX_set_default_verify_paths(e->ssl);
-        if (ok != 1) {
-            ERR_error_string_n(ERR_get_error(), ebuf, sizeof(ebuf));
-            snprintf(err, errlen, "TLS: cannot load CA certificates from %s: %s",
-                     o->ca[0] ? o->ca : "the system store", ebuf);
-            return -1;
-        }
-    }
-    if (o->cert[0]) {
-        if (SSL_CTX_use_certificate_chain_file(e->ssl, o->cert) != 1) {
-            ERR_error_string_n(ERR_get_error(), ebuf, sizeof(ebuf));
-            snprintf(err, errlen, "TLS: cannot load the certificate %s: %s", o->cert, ebuf);
-            return -1;
-        }
-        if (SSL_CTX_use_PrivateKey_file(e->ssl, o->key, SSL_FILETYPE_PEM) != 1 ||
-            SSL_CTX_check_private_key(e->ssl) != 1) {
-            ERR_error_string_n(ERR_get_error(), ebuf, sizeof(ebuf));
-            snprintf(err, errlen, "TLS: cannot use the key %s with %s: %s", o->key, o->cert, ebuf);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 cb_engine_t *cb_engine_new(const cb_opts_t *o, const cb_addr_t *targets, unsigned ntargets,
                            char *err, size_t errlen)
 {
@@ -1825,7 +1212,7 @@ cb_engine_t *cb_engine_new(const cb_opts_t *o, const cb_addr_t *targets, unsigne
     snprintf(e->to_uri, sizeof(e->to_uri), "%s", e->ruri);
     snprintf(e->from_uri, sizeof(e->from_uri), "sip:%s@%s", o->from_user,
              o->from_domain[0] ? o->from_domain : "confbench.invalid");
-    if (o->transport == CB_TP_TLS && tls_setup(e, err, errlen))
+    if (o->transport == CB_TP_TLS && cb_tls_setup(e, err, errlen))
         goto fail;
     e->w = calloc(e->threads, sizeof(*e->w));
     if (!e->w) {

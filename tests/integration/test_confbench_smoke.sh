@@ -169,5 +169,10 @@ else
     it_log "dnsmasq is not installed: SRV resolution not tested"
 fi
 
+# A sanitizer build of confbench must not have reported anything in any run.
+if grep -lE 'Sanitizer|runtime error:' "$IT_TMP"/*.err >&2; then
+    it_fail "confbench reported a sanitizer error (files above)"
+fi
+
 it_assert_node_alive
 it_stop_node 10
