@@ -127,7 +127,7 @@ void ctl_dialog_confirm(struct ctl_worker *cw, struct ctl_dialog *d)
     d->state = DLG_CONFIRMED;
     ctl_timer_cancel(&cw->timers, &d->t_ack);
     if (d->invite)
-        ctl_timer_cancel(&cw->timers, &d->invite->t_retx);
+        ctl_txn_acked(cw, d->invite, cw->now); /* may end it: d->invite is cleared */
     cstat_add(&cw->stats->calls, 1);
     cstat_add(&cw->stats->calls_total, 1);
     count_participant(cw, d, +1);
@@ -145,8 +145,13 @@ void ctl_dialog_end(struct ctl_worker *cw, struct ctl_dialog *d)
         ctl_timer_cancel(&cw->timers, &d->invite->t_retx);
         d->invite->dlg = NULL;
     }
+    if (d->media_leg && cw->io.media_close)
+        cw->io.media_close(cw->io.io, d->media_leg);
     if (d->media_port >= 0)
         media_ports_release(&cw->ports, (uint16_t)d->media_port);
+    if (d->video_port)
+        media_ports_release(&cw->ports, d->video_port);
+    free(d->uac);
     if (d->state == DLG_CONFIRMED) {
         cstat_add(&cw->stats->calls, -1);
         count_participant(cw, d, -1);

@@ -70,6 +70,12 @@ struct ctl_dialog {
     const struct vmr *room;
     struct ctl_txn *invite;   /* the INVITE transaction whose 2xx awaits its ACK */
     struct ctl_timer t_ack;   /* no ACK within 64*T1 ends the dialog */
+    /* media and our own requests in the dialog (ctl_uas.c, ctl_uac.c) */
+    uint32_t media_leg;       /* 0 = none */
+    uint16_t video_port;      /* 0 = none */
+    char *uac;                /* remote target, remote From, our To: for a BYE we send */
+    uint32_t local_cseq;
+    cn_peer_t peer;           /* where the INVITE came from; our BYE goes there */
 };
 
 struct ctl_worker {
@@ -90,6 +96,8 @@ struct ctl_worker {
     /* dialogs: chained hash keyed by our tag */
     struct ctl_dialog **dlg_tab;
     uint32_t dlg_mask, n_dlg;
+    struct ctl_uac *uacs;      /* our own client transactions (ctl_uac.c) */
+    uint64_t uac_seq;
     char out[16384];           /* response being built */
 };
 
@@ -113,6 +121,8 @@ void ctl_txn_respond(struct ctl_worker *cw, struct ctl_txn *t, int status, const
                      size_t len, uint64_t now);
 void ctl_txn_retransmit(struct ctl_worker *cw, struct ctl_txn *t);
 void ctl_txn_ack(struct ctl_worker *cw, struct ctl_txn *t, uint64_t now);
+/* The ACK for t's 2xx arrived: t lingers for T4 (UDP) or ends (TCP/TLS). */
+void ctl_txn_acked(struct ctl_worker *cw, struct ctl_txn *t, uint64_t now);
 /* Answers t->pending (ctl_uas_answer_pending) at `when`. */
 void ctl_txn_arm_answer(struct ctl_worker *cw, struct ctl_txn *t, uint64_t when);
 

@@ -234,3 +234,20 @@ void ctl_txn_arm_answer(struct ctl_worker *cw, struct ctl_txn *t, uint64_t when)
 {
     ctl_timer_arm(&cw->timers, &t->t_end, when, on_end);
 }
+
+void ctl_txn_acked(struct ctl_worker *cw, struct ctl_txn *t, uint64_t now)
+{
+    if (!t->is_invite || t->state != TXN_ACCEPTED)
+        return;
+    ctl_timer_cancel(&cw->timers, &t->t_retx);
+    /* The ACK proves the 2xx arrived, so the caller stopped retransmitting the
+     * INVITE long ago: a stream needs the transaction no more, a datagram path
+     * keeps it for T4 to absorb a straggler. Holding every call's transaction for
+     * the full Timer L (32 s) would cost memory and table space at high call rates
+     * for no benefit. */
+    if (cn_transport_reliable(t->peer.transport)) {
+        ctl_txn_destroy(cw, t);
+        return;
+    }
+    ctl_timer_arm(&cw->timers, &t->t_end, now + cw->conf->t4_ms, on_end);
+}

@@ -358,8 +358,7 @@ static void handle_ack(struct ctl_worker *cw, const sip_msg_t *m)
     struct ctl_dialog *d = ctl_dialog_find(cw, sip_msg_to_tag(m), sip_msg_call_id(m));
     if (d) {
         if (d->invite && d->invite->state == TXN_ACCEPTED) {
-            ctl_dialog_confirm(cw, d);
-            ctl_timer_cancel(&cw->timers, &d->invite->t_retx);
+            ctl_dialog_confirm(cw, d); /* ends or shortens the INVITE transaction */
             return;
         }
         if (d->state == DLG_CONFIRMED || !d->invite)
