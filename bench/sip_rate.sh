@@ -208,8 +208,8 @@ affinity_file=$tmp/affinity.txt
 : >"$summary_file"
 : >"$tlsinfo_file"
 : >"$affinity_file"
-printf '%-13s %-9s %7s %7s %7s %6s %6s %8s %10s %10s %10s %5s %5s %6s  %s\n' \
-    transport responder rate calls ok failed retr "achieved" "resp_cpu_s" "stun_cpu_s" \
+printf '%-13s %-9s %7s %7s %7s %6s %6s %6s %8s %10s %10s %10s %5s %5s %6s  %s\n' \
+    transport responder rate calls ok failed retr late "achieved" "resp_cpu_s" "stun_cpu_s" \
     "sipp_cpu_s" "resp%" "load%" "other%" verdict >>"$steps_file"
 
 resp_pid=""
@@ -263,7 +263,7 @@ run_step() {
     local responder=$1 transport=$2 rate=$3 host=$4 port=$5 tflag=$6
     local calls=$((rate * step_seconds)) limit=$((rate * 2 < 100 ? 100 : rate * 2))
     local stf err out tfile rc=0 r0 r1 s0=0 s1=0 m0 m1 t0 t1 t2 sipp_u sipp_s
-    local last succ=0 failed=0 retr=0 elapsed=0 achieved=0 verdict wall load_pct resp_pct
+    local last succ=0 failed=0 retr=0 late=0 elapsed=0 achieved=0 verdict wall load_pct resp_pct
     local other_pct why=""
     local budget=$((step_seconds * 3 + 15))
     local -a extra=()
@@ -300,10 +300,13 @@ run_step() {
         last=$(tail -n 1 "$stf")
         # field 1 StartTime and 3 CurrentTime end in a tab and the epoch seconds;
         # 16 SuccessfulCall(C), 18 FailedCall(C), 58 Retransmissions(C)
-        read -r succ failed retr elapsed <<<"$(awk -F';' '{
+        # 56 DeadCallMsgs(C): messages for calls already over, i.e. the responder's
+        # retransmissions (a 2xx to INVITE is resent until its ACK arrives, on any
+        # transport) or answers that came too late
+        read -r succ failed retr late elapsed <<<"$(awk -F';' '{
             n = split($1, a, "\t"); start = a[n]
             n = split($3, b, "\t"); cur = b[n]
-            printf "%d %d %d %.3f\n", $16, $18, $58, cur - start }' <<<"$last")"
+            printf "%d %d %d %d %.3f\n", $16, $18, $58, $56, cur - start }' <<<"$last")"
         # why calls failed, from sipp's cumulative failure counters
         why=$(awk -F';' '{
             split("cannot-send udp-retrans tcp-connect tcp-closed unexpected rejected", k, " ")
@@ -345,8 +348,8 @@ run_step() {
     else
         step_ok=1
     fi
-    printf '%-13s %-9s %7d %7d %7d %6d %6d %8d %10s %10s %10s %5s %5s %6s  %s\n' \
-        "$transport" "$responder" "$rate" "$calls" "$succ" "$failed" "$retr" "$achieved" \
+    printf '%-13s %-9s %7d %7d %7d %6d %6d %6d %8d %10s %10s %10s %5s %5s %6s  %s\n' \
+        "$transport" "$responder" "$rate" "$calls" "$succ" "$failed" "$retr" "$late" "$achieved" \
         "$step_cpu" "$step_stun_cpu" "$step_sipp_cpu" "$resp_pct" "$load_pct" "$other_pct" \
         "$verdict" >>"$steps_file"
     bench_log "$responder/$transport rate $rate: $succ/$calls ok, $failed failed, achieved" \
@@ -637,7 +640,9 @@ report() {
     echo
     echo "steps (CPU-s over the step and its settle time; resp%/load% = CPU use during the"
     echo "sipp run in % of one core, load = sipp + stunnel; other% = the rest of the machine"
-    echo "over step and settle time, in % of one core; retr = sipp retransmissions):"
+    echo "over step and settle time, in % of one core; retr = sipp retransmissions;"
+    echo "late = messages sipp got for calls already over, mostly the responder resending a"
+    echo "2xx whose ACK was late):"
     cat "$steps_file"
 }
 
