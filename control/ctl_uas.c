@@ -9,7 +9,15 @@
  *   re-INVITE          200 with a new answer on the same port
  *   unknown alias      404;  unsupported method 501;  Require we lack 420
  *   body not SDP       415;  SDP we cannot meet 488 with a Warning saying why
- *   no transaction / dialog / port left: 503 with Retry-After, never a wait */
+ *   no transaction / dialog / port left: 503 with Retry-After, never a wait
+ *
+ * Media: the SDP answer comes from sdp_negotiate() under the room's policy (SRTP
+ * required / optional / off, Opus, video passthrough); in the middle of it the media
+ * session is opened (INVITE) or changed (re-INVITE: hold, keys, codec) through
+ * ctl_io.media_open / media_update, synchronously: this worker hosts the room's
+ * conference (ctl_worker.c, owner_of), so the session is created on the
+ * conference's worker with no further hop. It closes when the dialog ends. A
+ * media timeout ends the dialog with a BYE of ours (ctl_uac.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +25,7 @@
 #include "cn_log.h"
 #include "ctl_internal.h"
 #include "ctl_msg.h"
+#include "ctl_uac.h"
 #include "sdp_answer.h"
 
 #define ALLOW_HDR "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO\r\n"
@@ -126,11 +135,91 @@ static int sdp_offer(const struct ctl_worker *cw, const struct ctl_dialog *d, ch
                     sid, sid, ipv, addr, ipv, addr, d->media_port);
 }
 
+/* ---- media ---- */
+
+static int room_srtp(const struct ctl_worker *cw, const struct vmr *room)
+{
+    int s = room && room->conf->srtp ? room->conf->srtp : cw->conf->srtp;
+    return s ? s : CTL_SRTP_OPTIONAL;
+}
+
+static unsigned room_speakers(const struct ctl_worker *cw, const struct vmr *room)
+{
+    unsigned n = room && room->conf->mix_speakers ? room->conf->mix_speakers
+                                                  : cw->conf->mix_speakers;
+    return n ? n : 3;
+}
+
+struct media_ctx {
+    struct ctl_worker *cw;
+    struct ctl_dialog *d;
+    int status; /* SIP status when the callback fails */
+};
+
+/* A port the kernel would not bind is left out of the pool (something else on the
+ * host holds it): the call moves to another port. */
+static int replace_port(struct ctl_worker *cw, int *port)
+{
+    cn_log(CN_LOG_WARN, "media_port_taken",
+           "worker=%u port=%d reason=\"in use by another process; left out of the pool\"",
+           cw->id, *port);
+    *port = media_ports_alloc(&cw->ports);
+    return *port;
+}
+
+/* sdp_negotiate's callback: ports, then the media session (opened or changed). */
+static int on_plan(void *arg, struct sdp_plan *plan, char *why, size_t whylen)
+{
+    struct media_ctx *mc = arg;
+    struct ctl_worker *cw = mc->cw;
+    struct ctl_dialog *d = mc->d;
+    plan->audio.local_port = (uint16_t)d->media_port;
+    if (plan->video.accepted && !d->video_port) {
+        int vp = media_ports_alloc(&cw->ports);
+        d->video_port = vp > 0 ? (uint16_t)vp : 0; /* none left: video rejected */
+    }
+    plan->video.local_port = plan->video.accepted ? d->video_port : 0;
+    if (!cw->io.media_open)
+        return 0; /* no media layer (control tested alone): answer only */
+    const char *alias = d->room ? d->room->conf->alias : "";
+    struct ctl_media_req req = {.conf_key = ctl_hash(alias, strlen(alias), 0x6d656469),
+                                .speakers = room_speakers(cw, d->room),
+                                .timeout_ms = cw->conf->media_timeout_ms,
+                                .local_address = cw->conf->media_address,
+                                .owner = d};
+    int rc = CTL_MEDIA_BUSY;
+    for (int attempt = 0; attempt < 4; attempt++) {
+        rc = d->media_leg
+                 ? cw->io.media_update(cw->io.io, d->media_leg, &req, plan, why, whylen)
+                 : cw->io.media_open(cw->io.io, &req, plan, &d->media_leg, why, whylen);
+        if (rc == CTL_MEDIA_OK)
+            return 0;
+        if (rc != CTL_MEDIA_PORT_IN_USE || d->media_leg)
+            break;
+        int vp = d->video_port;
+        if (replace_port(cw, &d->media_port) < 0 ||
+            (plan->video.local_port && replace_port(cw, &vp) < 0)) {
+            snprintf(why, whylen, "No media port free on worker %u", cw->id);
+            if (plan->video.local_port)
+                d->video_port = vp > 0 ? (uint16_t)vp : 0;
+            rc = CTL_MEDIA_BUSY;
+            break;
+        }
+        if (plan->video.local_port)
+            d->video_port = (uint16_t)vp;
+        plan->audio.local_port = (uint16_t)d->media_port;
+        plan->video.local_port = plan->video.accepted ? d->video_port : 0;
+    }
+    /* the offer's keys cannot be met: 488; anything else is a lack of resources */
+    mc->status = rc == CTL_MEDIA_REFUSED ? 488 : 503;
+    return -2;
+}
+
 /* The 200 (or the failure) for an INVITE whose dialog exists. */
 static void answer_invite(struct ctl_worker *cw, struct ctl_txn *t, const sip_msg_t *req,
                           struct ctl_dialog *d)
 {
-    char sdp[2048], why[200], extra[512];
+    char sdp[4096], why[200], extra[512];
     if (d->media_port < 0) {
         d->media_port = media_ports_alloc(&cw->ports);
         if (d->media_port < 0) {
@@ -148,9 +237,22 @@ static void answer_invite(struct ctl_worker *cw, struct ctl_txn *t, const sip_ms
                                       .audio_port = (uint16_t)d->media_port,
                                       .session_id = cw->now ^ ((uint64_t)d->media_port << 32),
                                       .username = "confnode"};
-        blen = sdp_answer_build(body.s, body.len, &p, sdp, sizeof sdp, why, sizeof why);
+        struct sdp_options opt = {.srtp = room_srtp(cw, d->room),
+                                  .opus = true,
+                                  .video = true,
+                                  .avpf = true,
+                                  .rtcp_mux = true};
+        struct media_ctx mc = {.cw = cw, .d = d, .status = 488};
+        blen = sdp_negotiate(body.s, body.len, &p, &opt, on_plan, &mc, NULL, sdp, sizeof sdp, why,
+                             sizeof why);
         if (blen < 0) {
-            reply_warning(cw, t, req, 488, d->tag, why, NULL);
+            int status = blen == SDP_REFUSED ? 488 : mc.status;
+            if (status == 503) {
+                cstat_add(&cw->stats->overload_rejects, 1);
+                reply_warning(cw, t, req, 503, d->tag, why, "Retry-After: 5\r\n");
+            } else {
+                reply_warning(cw, t, req, status, d->tag, why, NULL);
+            }
             if (d->state == DLG_EARLY)
                 ctl_dialog_end(cw, d);
             return;
@@ -171,6 +273,19 @@ static void answer_invite(struct ctl_worker *cw, struct ctl_txn *t, const sip_ms
     d->invite = t;
     t->dlg = d;
     ctl_txn_respond(cw, t, 200, cw->out, (size_t)n, cw->now);
+}
+
+void ctl_on_media_event(struct ctl_worker *cw, void *owner, int event, uint64_t now)
+{
+    struct ctl_dialog *d = owner; /* alive: its leg closes when it ends */
+    cw->now = now;
+    if (event != CTL_MEDIA_EV_TIMEOUT || !d)
+        return;
+    cn_log(CN_LOG_INFO, "call_end", "worker=%u reason=\"media timeout\" call_id=\"%.*s\"", cw->id,
+           (int)d->call_id_len, d->call_id);
+    if (d->state == DLG_CONFIRMED)
+        ctl_uac_bye(cw, d, "media timeout");
+    ctl_dialog_end(cw, d);
 }
 
 void ctl_uas_answer_pending(struct ctl_worker *cw, struct ctl_txn *t, uint64_t now)
@@ -301,6 +416,7 @@ static bool start_call(struct ctl_worker *cw, struct ctl_txn *t, sip_msg_t *m,
     }
     d->invite = t;
     t->dlg = d;
+    ctl_uac_dialog_init(cw, d, m, &t->peer);
     uint32_t delay = room->conf->answer_delay_ms;
     if (delay == 0) {
         answer_invite(cw, t, m, d);

@@ -9,6 +9,7 @@
 
 #include "cn_log.h"
 #include "ctl_internal.h"
+#include "ctl_uac.h"
 #include "ctl_msg.h"
 
 /* ---- the VMR directory (shared, read-only after boot) ---- */
@@ -150,6 +151,7 @@ void ctl_worker_free(struct ctl_worker *cw)
         cw->txn_free = t->hnext;
         free(t);
     }
+    ctl_uac_free_all(cw);
     ctl_timers_fini(&cw->timers);
     media_ports_fini(&cw->ports);
     free(cw);
@@ -233,8 +235,14 @@ void ctl_on_message(struct ctl_worker *cw, const char *buf, size_t len, const cn
         sip_msg_free(m);
         return;
     }
-    if (!sip_msg_is_request(m)) { /* we send no requests yet: nothing waits for it */
-        sip_msg_free(m);
+    if (!sip_msg_is_request(m)) { /* a response to our own request (ctl_uac.c) */
+        int sender = ctl_uac_owner(m);
+        if (sender >= 0 && (unsigned)sender != cw->id && (unsigned)sender < cw->sh->n_workers) {
+            if (!forward(cw, (unsigned)sender, m, from))
+                sip_msg_free(m);
+            return;
+        }
+        ctl_uac_response(cw, m);
         return;
     }
     int owner = owner_of(cw, m);
@@ -258,7 +266,10 @@ void ctl_on_post(struct ctl_worker *cw, void *msg, uint64_t now)
     switch (h->kind) {
     case CTL_MSG_FORWARD: {
         struct ctl_forward *f = msg;
-        ctl_uas_request(cw, f->m, &f->from, now);
+        if (sip_msg_is_request(f->m))
+            ctl_uas_request(cw, f->m, &f->from, now);
+        else
+            ctl_uac_response(cw, f->m);
         free(f);
         return;
     }

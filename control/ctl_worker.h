@@ -20,6 +20,26 @@
 
 struct ctl_shared;
 struct ctl_worker;
+struct sdp_plan;
+
+/* What a media session is opened for, besides the negotiated plan. */
+struct ctl_media_req {
+    uint64_t conf_key;         /* the room: its calls share one conference */
+    unsigned speakers;         /* loudest N mixed */
+    uint32_t timeout_ms;       /* no RTP this long: ctl_on_media_event(); 0 = never */
+    const char *local_address; /* media.address */
+    void *owner;               /* handed back to ctl_on_media_event() */
+};
+
+/* Results of the media hooks. */
+enum {
+    CTL_MEDIA_OK = 0,
+    CTL_MEDIA_REFUSED = -2,     /* the offer cannot be met (keys): 488 */
+    CTL_MEDIA_BUSY = -3,        /* no session slot, conference full: 503 + Retry-After */
+    CTL_MEDIA_PORT_IN_USE = -4, /* the port could not be bound: try another one */
+};
+
+enum { CTL_MEDIA_EV_TIMEOUT = 1 };
 
 /* Where an outbound request goes (mirrors the dataplane's struct dp_target). */
 struct ctl_target {
@@ -53,6 +73,15 @@ typedef struct ctl_io {
     int (*to_control)(void *io, void *msg);
     /* The verified certificate of a TLS peer (borrowed), NULL when none. */
     struct x509_st *(*peer_cert)(void *io, const cn_peer_t *peer);
+    /* Media sessions on this worker (NULL: calls are answered without media). They
+     * run synchronously in the worker's thread, which hosts the room's conference.
+     * open/update take the plan of sdp_negotiate() and write our a=crypto answers
+     * into it; they return CTL_MEDIA_* with a reason in why. */
+    int (*media_open)(void *io, const struct ctl_media_req *req, struct sdp_plan *plan,
+                      uint32_t *leg, char *why, size_t whylen);
+    int (*media_update)(void *io, uint32_t leg, const struct ctl_media_req *req,
+                        struct sdp_plan *plan, char *why, size_t whylen);
+    void (*media_close)(void *io, uint32_t leg);
     void *io;
 } ctl_io_t;
 
@@ -93,6 +122,10 @@ void ctl_on_post(struct ctl_worker *cw, void *msg, uint64_t now);
 /* An outbound connection came up, failed (reason says why) or closed. */
 void ctl_on_conn_event(struct ctl_worker *cw, const cn_peer_t *peer, ctl_conn_event_t ev,
                        const char *reason, uint64_t now);
+/* The media of a dialog's leg reported an event (CTL_MEDIA_EV_TIMEOUT: no RTP for
+ * media.media_timeout): the dialog is ended with a BYE. `owner` is the one given in
+ * struct ctl_media_req. */
+void ctl_on_media_event(struct ctl_worker *cw, void *owner, int event, uint64_t now);
 /* Runs due timers; returns ms to the next one or -1. */
 int64_t ctl_tick(struct ctl_worker *cw, uint64_t now);
 
