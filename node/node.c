@@ -1,5 +1,6 @@
 #include "node.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,7 +18,10 @@
 #include "cn_time.h"
 #include "ctl_msg.h"
 #include "ctl_worker.h"
+#include "dp_media.h"
+#include "md_srtp.h"
 #include "dp_worker.h"
+#include "sdp_answer.h"
 
 struct cn_node {
     const struct cn_config *cfg;
@@ -54,6 +58,122 @@ static struct x509_st *io_peer_cert(void *io, const cn_peer_t *peer)
     return dp_peer_certificate(io, peer);
 }
 
+/* ---- media: control's negotiated plan -> the worker's dp_media ---- */
+static socklen_t media_addr(struct sockaddr_storage *ss, const char *ip, uint16_t port)
+{
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        return sizeof *s4;
+    }
+    if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        return sizeof *s6;
+    }
+    return 0;
+}
+
+static dp_media_codec_t media_codec(enum sdp_codec c)
+{
+    switch (c) {
+    case SDP_CODEC_PCMA:
+        return DP_CODEC_PCMA;
+    case SDP_CODEC_OPUS:
+        return DP_CODEC_OPUS;
+    case SDP_CODEC_H264:
+        return DP_CODEC_H264;
+    case SDP_CODEC_VP8:
+        return DP_CODEC_VP8;
+    default:
+        return DP_CODEC_PCMU;
+    }
+}
+
+static void media_stream(const struct sdp_stream *st, struct dp_media_stream_params *sp)
+{
+    memset(sp, 0, sizeof *sp);
+    sp->enabled = st->accepted && st->local_port != 0;
+    sp->local_port = st->local_port;
+    if (st->remote_addr[0] && st->remote_port) {
+        sp->remote_len = media_addr(&sp->remote, st->remote_addr, st->remote_port);
+        media_addr(&sp->remote_rtcp, st->remote_addr, st->remote_rtcp_port);
+    }
+    sp->rtcp_mux = st->rtcp_mux;
+    sp->send = st->send;
+    sp->recv = st->recv;
+    sp->codec = media_codec(st->codec);
+    sp->pt = (uint8_t)st->pt;
+    sp->te_pt = st->te_pt;
+    sp->secure = st->secure;
+    for (unsigned i = 0; i < st->n_crypto && i < DP_MEDIA_MAX_CRYPTO; i++) {
+        sp->crypto[i] = st->crypto[i];
+        sp->crypto_len[i] = st->crypto_len[i];
+        sp->n_crypto = i + 1;
+    }
+}
+
+static void media_params(const struct ctl_media_req *req, const struct sdp_plan *plan,
+                         struct dp_media_leg_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->conf_key = req->conf_key;
+    p->speakers = req->speakers;
+    p->timeout_ms = req->timeout_ms;
+    p->local_address = req->local_address;
+    p->owner = req->owner;
+    media_stream(&plan->audio, &p->audio);
+    media_stream(&plan->video, &p->video);
+}
+
+static int media_result(int rc, struct dp_media_leg_params *p, struct sdp_plan *plan)
+{
+    switch (rc) {
+    case DP_MEDIA_OK:
+        snprintf(plan->audio.crypto_answer, sizeof plan->audio.crypto_answer, "%s",
+                 p->audio.crypto_answer);
+        snprintf(plan->video.crypto_answer, sizeof plan->video.crypto_answer, "%s",
+                 p->video.crypto_answer);
+        return CTL_MEDIA_OK;
+    case DP_MEDIA_REFUSED:
+    case DP_MEDIA_PARAM:
+        return CTL_MEDIA_REFUSED;
+    case DP_MEDIA_PORT_IN_USE:
+        return CTL_MEDIA_PORT_IN_USE;
+    default:
+        return CTL_MEDIA_BUSY;
+    }
+}
+
+static int io_media_open(void *io, const struct ctl_media_req *req, struct sdp_plan *plan,
+                         uint32_t *leg, char *why, size_t whylen)
+{
+    struct dp_media_leg_params p;
+    media_params(req, plan, &p);
+    int rc = dp_media_leg_open(dp_worker_media(io), &p, leg, why, whylen);
+    return media_result(rc, &p, plan);
+}
+
+static int io_media_update(void *io, uint32_t leg, const struct ctl_media_req *req,
+                           struct sdp_plan *plan, char *why, size_t whylen)
+{
+    struct dp_media_leg_params p;
+    media_params(req, plan, &p);
+    int rc = dp_media_leg_update(dp_worker_media(io), leg, &p, why, whylen);
+    return media_result(rc, &p, plan);
+}
+
+static void io_media_close(void *io, uint32_t leg) { dp_media_leg_close(dp_worker_media(io), leg); }
+
+static void on_media_event(void *ctx, void *owner, dp_media_event_t ev, uint64_t now)
+{
+    if (ctx && ev == DP_MEDIA_EV_TIMEOUT)
+        ctl_on_media_event(ctx, owner, CTL_MEDIA_EV_TIMEOUT, now);
+}
+
 _Static_assert((int)CTL_CONN_UP == (int)DP_CONN_UP && (int)CTL_CONN_FAILED == (int)DP_CONN_FAILED &&
                    (int)CTL_CONN_CLOSED == (int)DP_CONN_CLOSED,
                "control and dataplane name connection events alike");
@@ -75,10 +195,14 @@ static void *h_start(struct dp_worker *w, void *arg)
                    .connect = io_connect,
                    .peer_cert = io_peer_cert,
                    .to_control = io_to_control,
+                   .media_open = io_media_open,
+                   .media_update = io_media_update,
+                   .media_close = io_media_close,
                    .io = w};
     struct ctl_worker *cw = ctl_worker_create(n->sh, id, &io, &n->ctl_stats[id]);
     if (!cw)
         cn_log(CN_LOG_ERROR, "worker_start_failed", "worker=%u reason=\"out of memory\"", id);
+    dp_media_set_events(dp_worker_media(w), on_media_event, cw);
     return cw;
 }
 
@@ -149,6 +273,36 @@ static void snapshot(void *arg, struct cn_snapshot *s)
         o->retransmissions_sent = ld(&c->retransmissions_sent);
         o->calls_total = ld(&c->calls_total);
         o->ring_drops = ld(&d->ring_drops);
+        const struct dp_media *md = dp_engine_media(n->dp, i);
+        if (md) {
+            const struct dp_media_stats *ms = dp_media_stats(md);
+            o->media_legs = ld(&ms->legs);
+            o->media_conferences = ld(&ms->conferences);
+            o->media_rtp_in = ld(&ms->rtp_in);
+            o->media_rtp_out = ld(&ms->rtp_out);
+            o->media_rtcp_in = ld(&ms->rtcp_in);
+            o->media_rtcp_out = ld(&ms->rtcp_out);
+            o->media_bytes_in = ld(&ms->bytes_in);
+            o->media_bytes_out = ld(&ms->bytes_out);
+            o->media_srtp_auth_failures = ld(&ms->srtp_auth_failures);
+            o->media_srtp_replays = ld(&ms->srtp_replays);
+            o->media_srtp_other_failures = ld(&ms->srtp_other_failures);
+            o->media_drop_malformed = ld(&ms->drop_malformed);
+            o->media_drop_unexpected = ld(&ms->drop_unexpected);
+            o->media_drop_jitter = ld(&ms->drop_jitter);
+            o->media_drop_oversize = ld(&ms->drop_oversize);
+            o->media_drop_send = ld(&ms->drop_send);
+            o->media_dtmf_packets = ld(&ms->dtmf_packets);
+            o->media_mixer_ticks = ld(&ms->mixer_ticks);
+            o->media_mixer_overruns = ld(&ms->mixer_overruns);
+            o->media_speaker_switches = ld(&ms->speaker_switches);
+            o->media_keyframe_requests = ld(&ms->keyframe_requests);
+            o->media_video_forwarded = ld(&ms->video_forwarded);
+            o->media_feedback_forwarded = ld(&ms->feedback_forwarded);
+            o->media_rtcp_byes = ld(&ms->rtcp_byes);
+            o->media_timeouts = ld(&ms->media_timeouts);
+            o->media_latches = ld(&ms->latches);
+        }
         for (int k = 0; k < 7; k++)
             o->responses[k] = ld(&c->responses[k]);
     }
@@ -249,6 +403,10 @@ int cn_node_run(const struct cn_config *cfg)
                       .conn_event = h_conn_event,
                       .stop = h_stop,
                       .arg = &n};
+    if (md_srtp_global_init() != MD_OK) { /* libsrtp2, once, before any worker */
+        cn_log(CN_LOG_ERROR, "start_failed", "reason=\"libsrtp2 initialisation failed\"");
+        goto out;
+    }
     if (!(n.dp = dp_engine_create(&cfg->dp, &h, err, sizeof err))) {
         cn_log(CN_LOG_ERROR, "start_failed", "config=%s reason=\"%s\"", cfg->path, err);
         goto out;

@@ -26,6 +26,16 @@ struct cn_worker_snapshot {
     uint64_t retransmissions_absorbed, retransmissions_sent;
     uint64_t calls_total;
     uint64_t ring_drops;
+    /* media (dataplane/dp_media.h): gauges, then counters */
+    uint64_t media_legs, media_conferences;
+    uint64_t media_rtp_in, media_rtp_out, media_rtcp_in, media_rtcp_out;
+    uint64_t media_bytes_in, media_bytes_out;
+    uint64_t media_srtp_auth_failures, media_srtp_replays, media_srtp_other_failures;
+    uint64_t media_drop_malformed, media_drop_unexpected, media_drop_jitter;
+    uint64_t media_drop_oversize, media_drop_send;
+    uint64_t media_dtmf_packets, media_mixer_ticks, media_mixer_overruns;
+    uint64_t media_speaker_switches, media_keyframe_requests, media_video_forwarded;
+    uint64_t media_feedback_forwarded, media_rtcp_byes, media_timeouts, media_latches;
     uint64_t responses[7];         /* by class: [1]=1xx ... [6]=6xx; [0] unused */
 };
 
