@@ -715,10 +715,20 @@ static const struct cf_key tls_keys[] = {
     CF_UINT("session_cache_size", dp.tls.session_cache_size, 0, 10000000),
 };
 
+static const struct cf_choice srtp_policies[] = {
+    {"required", CTL_SRTP_REQUIRED},
+    {"optional", CTL_SRTP_OPTIONAL},
+    {"off", CTL_SRTP_OFF},
+    {NULL, 0},
+};
+
 static const struct cf_key media_keys[] = {
     CF_STRING("address", cf_set_ip, ctl.media_address, 1),
     CF_UINT("port_min", ctl.media_port_min, 1024, 65535),
     CF_UINT("port_max", ctl.media_port_max, 1024, 65535),
+    CF_ENUM("srtp", ctl.srtp, srtp_policies),
+    CF_SECONDS("media_timeout", ctl.media_timeout_ms, 0, 3600),
+    CF_UINT("mix_speakers", ctl.mix_speakers, 1, 8),
 };
 
 static const struct cf_key timer_keys[] = {
@@ -766,6 +776,13 @@ static const struct cf_key vmr_keys[] = {
      CF_AT(struct ctl_vmr_conf, answer_delay_ms),
      .min = 0,
      .max = 60000,
+     .scale = 1},
+    {.name = "srtp", .set = cf_set_enum, CF_AT(struct ctl_vmr_conf, srtp), .choices = srtp_policies},
+    {.name = "mix_speakers",
+     .set = cf_set_uint,
+     CF_AT(struct ctl_vmr_conf, mix_speakers),
+     .min = 1,
+     .max = 8,
      .scale = 1},
 };
 
@@ -1363,6 +1380,9 @@ void cn_config_defaults(struct cn_config *cfg)
     cf_store_string(ctl->media_address, sizeof ctl->media_address, dp->listen);
     ctl->media_port_min = 40000;
     ctl->media_port_max = 49999;
+    ctl->srtp = CTL_SRTP_OPTIONAL;
+    ctl->media_timeout_ms = 60 * 1000;
+    ctl->mix_speakers = 3;
     ctl->t1_ms = 500;
     ctl->t2_ms = 4000;
     ctl->t4_ms = 5000;
