@@ -715,3 +715,307 @@ const char *sip_msg_phrase(int status)
         return "Unknown";
     }
 }
+
+/* ---- proxying: URIs, Via values and forwarding builders ---- */
+
+/* The value of uri-parameter `name` in sofia-sip's url_params text
+ * ("transport=tls;lr;maddr=192.0.2.1"); *present tells a bare name from none. */
+static sip_str_t uri_param(const char *params, const char *name, bool *present)
+{
+    *present = false;
+    if (!params)
+        return NO_STR;
+    size_t nl = strlen(name);
+    const char *p = params;
+    while (*p) {
+        const char *end = p + strcspn(p, ";");
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        const char *ne = eq ? eq : end;
+        if ((size_t)(ne - p) == nl && strncasecmp(p, name, nl) == 0) {
+            *present = true;
+            return eq ? (sip_str_t){eq + 1, (size_t)(end - eq - 1)} : NO_STR;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return NO_STR;
+}
+
+static int uri_info(const url_t *u, sip_uri_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!u || (u->url_type != url_sip && u->url_type != url_sips) || !u->url_host)
+        return -1;
+    bool present;
+    out->sips = u->url_type == url_sips;
+    out->user = str_of(u->url_user);
+    out->host = str_of(u->url_host);
+    out->port = str_of(u->url_port);
+    out->transport = uri_param(u->url_params, "transport", &present);
+    out->maddr = uri_param(u->url_params, "maddr", &present);
+    uri_param(u->url_params, "lr", &present);
+    out->lr = present;
+    return 0;
+}
+
+int sip_msg_ruri(const sip_msg_t *m, sip_uri_t *out)
+{
+    if (!out)
+        return -1;
+    if (!m || !m->sip->sip_request) {
+        memset(out, 0, sizeof *out);
+        return -1;
+    }
+    return uri_info(m->sip->sip_request->rq_url, out);
+}
+
+sip_str_t sip_msg_ruri_text(const sip_msg_t *m)
+{
+    if (!m || !m->sip->sip_request || !has_raw(m->sip->sip_request))
+        return NO_STR;
+    const msg_common_t *c = m->sip->sip_request->rq_common;
+    const char *s = c->h_data, *e = s + c->h_len;
+    while (e > s && is_lws(e[-1]))
+        e--;
+    const char *sp1 = memchr(s, ' ', (size_t)(e - s));
+    const char *ver = e;
+    while (ver > s && ver[-1] != ' ')
+        ver--;
+    if (!sp1 || ver <= sp1 + 1)
+        return NO_STR;
+    const char *us = sp1 + 1, *ue = ver - 1;
+    while (us < ue && *us == ' ')
+        us++;
+    while (ue > us && ue[-1] == ' ')
+        ue--;
+    return ue > us ? (sip_str_t){us, (size_t)(ue - us)} : NO_STR;
+}
+
+size_t sip_msg_route_count(const sip_msg_t *m)
+{
+    size_t n = 0;
+    for (const sip_route_t *r = m ? m->sip->sip_route : NULL; r; r = r->r_next)
+        n++;
+    return n;
+}
+
+int sip_msg_route(const sip_msg_t *m, size_t i, sip_uri_t *out)
+{
+    const sip_route_t *r = m ? m->sip->sip_route : NULL;
+    while (r && i--)
+        r = r->r_next;
+    if (!out)
+        return -1;
+    if (!r) {
+        memset(out, 0, sizeof *out);
+        return -1;
+    }
+    return uri_info(r->r_url, out);
+}
+
+int sip_msg_via(const sip_msg_t *m, size_t i, sip_via_info_t *out)
+{
+    const sip_via_t *v = m ? m->sip->sip_via : NULL;
+    while (v && i--)
+        v = v->v_next;
+    if (!out)
+        return -1;
+    memset(out, 0, sizeof *out);
+    if (!v)
+        return -1;
+    const char *proto = v->v_protocol ? v->v_protocol : "";
+    const char *slash = strrchr(proto, '/');
+    out->transport = str_of(slash ? slash + 1 : proto);
+    out->host = str_of(v->v_host);
+    out->port = str_of(v->v_port);
+    out->branch = str_of(v->v_branch);
+    out->received = str_of(v->v_received);
+    out->rport = str_of(v->v_rport);
+    out->maddr = str_of(v->v_maddr);
+    return 0;
+}
+
+size_t sip_msg_wire_len(const sip_msg_t *m)
+{
+    size_t n = 0;
+    if (!m)
+        return 0;
+    for (const msg_header_t *h = *msg_chain_head(m->msg); h; h = h->sh_succ)
+        n += h->sh_len;
+    return n;
+}
+
+static bool has_crlf(const char *s)
+{
+    return s && strpbrk(s, "\r\n") != NULL;
+}
+
+/* A header object's raw line, with its line end made CRLF (inner folding kept). */
+static void put_line(struct out *o, const msg_header_t *h)
+{
+    const char *s = h->sh_data;
+    size_t n = h->sh_len;
+    while (n > 0 && (s[n - 1] == '\r' || s[n - 1] == '\n'))
+        n--;
+    put(o, s, n);
+    put(o, "\r\n", 2);
+}
+
+/* "Name: v, v..." for the `count` header objects of one line starting at `first`,
+ * leaving out the first `skip` of them; nothing when none is left. */
+static void put_values(struct out *o, const char *name, const msg_header_t *first, size_t count,
+                       size_t skip)
+{
+    if (skip >= count)
+        return;
+    put_str(o, name);
+    put(o, ": ", 2);
+    const msg_header_t *h = first;
+    for (size_t i = 0; i < count && h; i++, h = h->sh_succ) {
+        if (i < skip)
+            continue;
+        if (i > skip)
+            put(o, ", ", 2);
+        if (!o->ok)
+            return;
+        size_t room = (size_t)(o->end - o->p);
+        issize_t n = msg_header_field_e(o->p, (isize_t)room, h, 0);
+        if (n < 0 || (size_t)n >= room) {
+            o->ok = false;
+            return;
+        }
+        o->p += n;
+    }
+    put(o, "\r\n", 2);
+}
+
+/* The header objects that make up the line starting at h (values after the first
+ * of a comma-separated line have no raw text of their own). */
+static size_t line_values(const msg_header_t *h)
+{
+    size_t n = 1;
+    for (const msg_header_t *x = h->sh_succ; x && x->sh_class == h->sh_class && x->sh_len == 0;
+         x = x->sh_succ)
+        n++;
+    return n;
+}
+
+ssize_t sip_msg_build_forward(const sip_msg_t *m, const struct sip_msg_fwd *f, char *out,
+                              size_t outlen)
+{
+    if (!m || !f || !out || has_crlf(f->ruri) || has_crlf(f->via) || has_crlf(f->record_route))
+        return -1;
+    const sip_t *sip = m->sip;
+    bool req = sip->sip_request != NULL;
+    const msg_header_t *start =
+        req ? (const msg_header_t *)sip->sip_request : (const msg_header_t *)sip->sip_status;
+    if (!start || !has_raw(start))
+        return -1;
+    struct out o = {out, out + outlen, true};
+    if (req && f->ruri) {
+        put_str(&o, sip->sip_request->rq_method_name);
+        put(&o, " ", 1);
+        put_str(&o, f->ruri);
+        put_str(&o, " SIP/2.0\r\n");
+    } else {
+        put_line(&o, start);
+    }
+    if (req && f->via) {
+        put_str(&o, "Via: ");
+        put_str(&o, f->via);
+        put(&o, "\r\n", 2);
+    }
+    if (req && f->record_route) {
+        put_str(&o, "Record-Route: ");
+        put_str(&o, f->record_route);
+        put(&o, "\r\n", 2);
+    }
+    bool new_mf = req && f->max_forwards >= 0;
+    if (new_mf && !sip->sip_max_forwards) {
+        put_str(&o, "Max-Forwards: ");
+        put_uint(&o, (unsigned long)f->max_forwards);
+        put(&o, "\r\n", 2);
+    }
+    size_t pop_via = !req && f->pop_via ? 1 : 0, pop_route = req ? f->pop_routes : 0;
+    size_t via_i = 0, route_i = 0;
+    for (const msg_header_t *h = *msg_chain_head(m->msg); h && o.ok; h = h->sh_succ) {
+        const msg_hclass_t *c = h->sh_class;
+        if (h == start || c == sip_separator_class || c == sip_payload_class ||
+            c == sip_content_length_class || h->sh_len == 0)
+            continue;
+        if (c == sip_via_class || c == sip_route_class) {
+            size_t n = line_values(h);
+            size_t *idx = c == sip_via_class ? &via_i : &route_i;
+            size_t pop = c == sip_via_class ? pop_via : pop_route;
+            size_t skip = *idx >= pop ? 0 : pop - *idx > n ? n : pop - *idx;
+            if (skip == 0)
+                put_line(&o, h);
+            else
+                put_values(&o, c == sip_via_class ? "Via" : "Route", h, n, skip);
+            *idx += n;
+            continue;
+        }
+        if (c == sip_max_forwards_class && new_mf) {
+            put_str(&o, "Max-Forwards: ");
+            put_uint(&o, (unsigned long)f->max_forwards);
+            put(&o, "\r\n", 2);
+            continue;
+        }
+        put_line(&o, h);
+    }
+    sip_str_t body = sip_msg_body(m);
+    put_str(&o, "Content-Length: ");
+    put_uint(&o, (unsigned long)body.len);
+    put(&o, "\r\n\r\n", 4);
+    if (body.len)
+        put(&o, body.s, body.len);
+    if (!o.ok || o.p - out > (ptrdiff_t)SSIZE_MAX)
+        return -1;
+    return o.p - out;
+}
+
+/* CANCEL and ACK (for a non-2xx response) of a request we sent: one hop, same
+ * branch (RFC 3261 §9.1, §17.1.1.3). */
+static ssize_t build_hop(const sip_msg_t *req, const sip_msg_t *resp, const char *method, char *out,
+                         size_t outlen)
+{
+    if (!req || !out || !req->sip->sip_request)
+        return -1;
+    const sip_t *sip = req->sip;
+    sip_str_t ruri = sip_msg_ruri_text(req);
+    const sip_to_t *to = resp ? resp->sip->sip_to : sip->sip_to;
+    if (!ruri.s || !sip->sip_via || !has_raw(sip->sip_from) || !has_raw(to) ||
+        !has_raw(sip->sip_call_id) || !sip->sip_cseq)
+        return -1;
+    struct out o = {out, out + outlen, true};
+    put_str(&o, method);
+    put(&o, " ", 1);
+    put(&o, ruri.s, ruri.len);
+    put_str(&o, " SIP/2.0\r\n");
+    put_values(&o, "Via", (const msg_header_t *)sip->sip_via, 1, 0);
+    for (const msg_header_t *h = *msg_chain_head(req->msg); h; h = h->sh_succ)
+        if (h->sh_class == sip_route_class && h->sh_len > 0)
+            put_line(&o, h);
+    put_header(&o, "From", sip->sip_from);
+    put_header(&o, "To", to);
+    put_header(&o, "Call-ID", sip->sip_call_id);
+    put_str(&o, "CSeq: ");
+    put_uint(&o, (unsigned long)sip->sip_cseq->cs_seq);
+    put(&o, " ", 1);
+    put_str(&o, method);
+    put_str(&o, "\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+    if (!o.ok || o.p - out > (ptrdiff_t)SSIZE_MAX)
+        return -1;
+    return o.p - out;
+}
+
+ssize_t sip_msg_build_cancel(const sip_msg_t *req, char *out, size_t outlen)
+{
+    return build_hop(req, NULL, "CANCEL", out, outlen);
+}
+
+ssize_t sip_msg_build_ack(const sip_msg_t *req, const sip_msg_t *resp, char *out, size_t outlen)
+{
+    if (!resp || sip_msg_is_request(resp))
+        return -1;
+    return build_hop(req, resp, "ACK", out, outlen);
+}

@@ -116,4 +116,71 @@ ssize_t sip_msg_build_response(const sip_msg_t *req, int status, const char *phr
 /* The standard reason phrase for a status code ("OK", "Not Found", ...). */
 const char *sip_msg_phrase(int status);
 
+/* ---- proxying: URIs, Via values and forwarding builders ----
+ * Every view points into the parsed message and is valid until sip_msg_free(). */
+
+/* A sip: or sips: URI (the Request-URI, a Route value). */
+typedef struct sip_uri {
+    bool sips;
+    sip_str_t user, host, port; /* host as written: an IPv6 reference keeps its [] */
+    sip_str_t transport, maddr; /* uri-parameters, {NULL,0} when absent */
+    bool lr;
+} sip_uri_t;
+
+/* The Request-URI of a request. Returns 0, or -1 when m is no request or its URI is
+ * not sip/sips. */
+int sip_msg_ruri(const sip_msg_t *m, sip_uri_t *out);
+/* The Request-URI as written on the request line. */
+sip_str_t sip_msg_ruri_text(const sip_msg_t *m);
+
+/* Route values, counted one per URI even when a line holds several. */
+size_t sip_msg_route_count(const sip_msg_t *m);
+/* The i-th Route value (0 = topmost). Returns 0, or -1 when there is none or it is
+ * not a sip/sips URI. */
+int sip_msg_route(const sip_msg_t *m, size_t i, sip_uri_t *out);
+
+/* A Via value. */
+typedef struct sip_via_info {
+    sip_str_t transport; /* "UDP", "TCP", "TLS", ... (the last part of sent-protocol) */
+    sip_str_t host, port, branch, received, rport, maddr;
+} sip_via_info_t;
+
+/* The i-th Via value (0 = topmost). Returns 0, or -1 when there is none. */
+int sip_msg_via(const sip_msg_t *m, size_t i, sip_via_info_t *out);
+
+/* The size of the message as received (start line, headers, blank line, body). */
+size_t sip_msg_wire_len(const sip_msg_t *m);
+
+/* How sip_msg_build_forward() changes a message on its way through. Strings must
+ * hold no CR or LF. */
+struct sip_msg_fwd {
+    const char *ruri;         /* request: the new Request-URI; NULL keeps it */
+    const char *via;          /* request: a Via value put above all others; NULL: none */
+    const char *record_route; /* request: a Record-Route value put above all others */
+    size_t pop_routes;        /* request: Route values removed from the top */
+    int max_forwards;         /* request: the Max-Forwards value written (the header is
+                                 added when absent); -1 keeps it as received */
+    bool pop_via;             /* response: the topmost Via value is removed */
+};
+
+/* Prints m changed by f into out[0..outlen): the start line (with f->ruri for a
+ * request), our Via and Record-Route, then every header line as received, in order,
+ * except the Route and Via values removed (a line that held other values too is
+ * printed again with what is left), Max-Forwards (rewritten) and Content-Length
+ * (written last, from the body's length); then the body. Other lines, folded ones
+ * and headers we do not know included, are copied byte for byte (line ends made
+ * CRLF). Returns the length, or -1 when it did not fit or f is not usable. */
+ssize_t sip_msg_build_forward(const sip_msg_t *m, const struct sip_msg_fwd *f, char *out,
+                              size_t outlen);
+
+/* A CANCEL for the request `req` (RFC 3261 §9.1): req's Request-URI, its topmost Via,
+ * Route lines, From, To, Call-ID, CSeq number with method CANCEL, Max-Forwards: 70,
+ * no body. `req` is the request as we sent it. Returns the length or -1. */
+ssize_t sip_msg_build_cancel(const sip_msg_t *req, char *out, size_t outlen);
+
+/* The ACK for a non-2xx final response `resp` to the INVITE `req` (RFC 3261
+ * §17.1.1.3): like the CANCEL, with method ACK and the To of the response. */
+ssize_t sip_msg_build_ack(const sip_msg_t *req, const sip_msg_t *resp, char *out,
+                          size_t outlen);
+
 #endif
