@@ -81,6 +81,7 @@ enum cl_op_kind {
     CL_OP_RELEASE,
     CL_OP_HEARTBEAT,
     CL_OP_NODES,
+    CL_OP_LEAVE,
     CL_OP_LOST, /* cl_store_conf.on_lost(conf, node.name) */
     /* internal: never reach a user callback */
     CL_OP_SELF_HEARTBEAT,
@@ -126,6 +127,7 @@ struct cl_store {
     uint64_t next_heartbeat;
     struct cl_redis *redis; /* NULL in standalone mode */
     bool degraded;
+    bool left; /* cl_store_leave(): no self heartbeat until draining ends */
     uint64_t degraded_since;
     int64_t degraded_since_unix;
     bool freeing;

@@ -172,6 +172,20 @@ static const char lua_reassert[] =
     "redis.call('SADD', P .. 'owned:' .. me, conf)\n"
     "return {me, mine}\n";
 
+/* KEYS: node key, nodes set. ARGV: prefix name. This node leaves: its lease, its
+ * place in the node set and the conferences it still owns go. Returns 1. */
+static const char lua_leave[] =
+    "local P, me = ARGV[1], ARGV[2]\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "redis.call('SREM', KEYS[2], me)\n"
+    "for _, c in ipairs(redis.call('SMEMBERS', P .. 'owned:' .. me)) do\n"
+    "  if redis.call('HGET', P .. 'conf:' .. c, 'owner') == me then\n"
+    "    redis.call('DEL', P .. 'conf:' .. c)\n"
+    "  end\n"
+    "end\n"
+    "redis.call('DEL', P .. 'owned:' .. me)\n"
+    "return 1\n";
+
 /* KEYS: nodes set. ARGV: prefix. Returns {{name, location, fqdn, addrs, load,
  * drain, pttl}, ...} for the live nodes. */
 static const char lua_nodes[] =
@@ -454,6 +468,13 @@ static void build_args(struct argv *a, const struct cl_redis *r, const struct cl
         arg(a, key(a, 0, r, "nodes", ""));
         arg(a, cf->key_prefix);
         break;
+    case CL_OP_LEAVE:
+        eval_head(a, lua_leave, 2);
+        arg(a, key(a, 0, r, "node:", cf->self.name));
+        arg(a, key(a, 1, r, "nodes", ""));
+        arg(a, cf->key_prefix);
+        arg(a, cf->self.name);
+        break;
     case CL_OP_ROLE:
         arg(a, "ROLE");
         break;
@@ -482,7 +503,7 @@ static bool conn_send(struct cl_conn *c, struct cl_op *op)
 
 static bool is_user_op(const struct cl_op *op)
 {
-    return op->kind <= CL_OP_NODES;
+    return op->kind <= CL_OP_LEAVE;
 }
 
 static void hold(struct cl_redis *r, struct cl_op *op)
@@ -625,7 +646,7 @@ static void link_start(struct cl_redis *r)
 
 void cl_redis_self_heartbeat(struct cl_redis *r)
 {
-    if (r->state != LINK_READY || r->hb_outstanding)
+    if (r->state != LINK_READY || r->hb_outstanding || r->s->left)
         return;
     struct cl_op *op = internal_op(r, CL_OP_SELF_HEARTBEAT);
     if (!op)

@@ -246,6 +246,9 @@ void cl_answer_local(struct cl_store *s, struct cl_op *op)
     case CL_OP_NODES:
         op->st = cl_table_nodes(&s->t, now, &op->nodes, &op->n_nodes);
         break;
+    case CL_OP_LEAVE: /* nothing shared to remove: the lease runs out by itself */
+        op->st = CL_OK;
+        break;
     default: /* internal operations are never answered locally */
         cl_op_free(op);
         return;
@@ -267,6 +270,7 @@ static void run_callback(struct cl_op *op)
         break;
     case CL_OP_RELEASE:
     case CL_OP_HEARTBEAT:
+    case CL_OP_LEAVE:
         if (op->cb.done)
             op->cb.done(op->arg, op->st);
         break;
@@ -373,7 +377,7 @@ static struct cl_op *op_new(struct cl_store *s, enum cl_op_kind kind, const char
                             cl_status_t *st)
 {
     *st = CL_ERR_INVAL;
-    bool needs_conf = kind != CL_OP_HEARTBEAT && kind != CL_OP_NODES;
+    bool needs_conf = kind != CL_OP_HEARTBEAT && kind != CL_OP_NODES && kind != CL_OP_LEAVE;
     if (!s || (needs_conf && (!conf || !conf[0] || strlen(conf) >= CL_CONF_MAX)))
         return NULL;
     struct cl_op *op = calloc(1, sizeof *op);
@@ -489,7 +493,31 @@ void cl_store_set_draining(struct cl_store *s, bool on)
         return;
     s->conf.self.draining = on;
     cl_table_self(&s->t)->info.draining = on;
+    if (!on)
+        s->left = false;            /* back in the registry with the next heartbeat */
     s->next_heartbeat = s->clock(); /* tell the cluster now */
+}
+
+static void forget_own(void *arg, struct cl_conf_ent *e)
+{
+    struct cl_store *s = arg;
+    if (!e->released && strcmp(e->owner, s->conf.self.name) == 0)
+        cl_table_conf_del(&s->t, e->conf);
+}
+
+cl_status_t cl_store_leave(struct cl_store *s, cl_done_cb *cb, void *arg)
+{
+    cl_status_t st;
+    struct cl_op *op = op_new(s, CL_OP_LEAVE, NULL, &st);
+    if (!op)
+        return st;
+    op->cb.done = cb;
+    op->arg = arg;
+    s->left = true; /* no heartbeat renews the lease from now on */
+    cl_table_conf_each(&s->t, forget_own, s);
+    cn_log(CN_LOG_INFO, "cluster_leave", "node=%s mode=%s", s->conf.self.name,
+           s->redis && !s->degraded ? "redis" : "local");
+    return submit(s, op);
 }
 
 void cl_store_status(const struct cl_store *s, struct cl_store_status *st)
@@ -504,6 +532,8 @@ void cl_store_status(const struct cl_store *s, struct cl_store_status *st)
     st->degraded_since_ms = s->degraded_since;
     st->degraded_since_unix = s->degraded_since_unix;
     st->conferences_local = cl_table_own_confs((struct cl_table *)&s->t);
+    st->draining = s->conf.self.draining;
+    st->left = s->left;
     if (s->redis)
         cl_redis_status(s->redis, st);
 }

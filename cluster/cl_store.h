@@ -177,8 +177,16 @@ cl_status_t cl_store_list_nodes(struct cl_store *s, cl_nodes_cb *cb, void *arg);
 
 /* This node's load (active calls), sent with the next heartbeat. */
 void cl_store_set_load(struct cl_store *s, uint32_t load);
-/* Drains this node (no new conferences) or ends draining; heartbeats at once. */
+/* Drains this node (no new conferences) or ends draining; heartbeats at once.
+ * Ending it also undoes cl_store_leave(): the node is back with that heartbeat. */
 void cl_store_set_draining(struct cl_store *s, bool on);
+/* This node leaves the cluster registry (a drained node whose last call ended):
+ * redis: its lease, its entry in the node set and the conferences it still owns are
+ * removed at once, so other nodes stop counting it; afterwards no heartbeat renews
+ * the lease (claims from this node still work and place elsewhere). Standalone, or
+ * while degraded: the heartbeat stops and the lease runs out by itself. The
+ * conferences it owned are forgotten locally in every mode. Status: CL_OK. */
+cl_status_t cl_store_leave(struct cl_store *s, cl_done_cb *cb, void *arg);
 
 struct cl_store_status {
     cl_mode_t mode;
@@ -190,6 +198,8 @@ struct cl_store_status {
     uint64_t reconnects;           /* successful connections after the first */
     uint64_t failovers;            /* primary address changes seen */
     size_t conferences_local;      /* conferences this node owns in its local state */
+    bool draining;                 /* cl_store_set_draining(s, true) */
+    bool left;                     /* cl_store_leave() ran; no heartbeat since */
 };
 
 /* Fills st; zeroes it for NULL. */
