@@ -35,6 +35,8 @@ struct cn_admin {
     struct MHD_Daemon *mhd;
     cn_snapshot_fn fn;
     void *arg;
+    cn_drain_fn drain_fn; /* POST /drain; NULL: 503 */
+    void *drain_arg;
     int epoll_fd;  /* MHD's, closed by MHD_stop_daemon() */
     uint16_t port; /* bound port */
     char addr[80]; /* "127.0.0.1:8088" / "[::1]:8088", for messages */
@@ -221,6 +223,31 @@ static int json_put_string(json_object *obj, const char *key, const char *s)
     return json_put(obj, key, json_object_new_string(s));
 }
 
+/* "cluster": {"mode": ..., "connected": b, "degraded": b, "degraded_since": unix s,
+ * "primary": "IP:port", "failovers": n, "reconnects": n, "conferences": n,
+ * "draining": b, "left": b}. Returns 0 or -1 (obj partly filled). */
+static int json_add_cluster(json_object *root, const struct cn_cluster_snapshot *c)
+{
+    json_object *o = json_object_new_object();
+    if (json_put(root, "cluster", o) != 0)
+        return -1;
+    if (json_put_string(o, "mode", c->mode) != 0 ||
+        json_put(o, "connected", json_object_new_boolean(c->connected)) != 0 ||
+        json_put(o, "degraded", json_object_new_boolean(c->degraded)) != 0 ||
+        json_put(o, "degraded_since", json_object_new_int64(c->degraded_since)) != 0)
+        return -1;
+    char primary[sizeof c->primary + 1];
+    snprintf(primary, sizeof primary, "%.*s", (int)sizeof c->primary, c->primary);
+    if (json_put_string(o, "primary", primary) != 0 ||
+        json_put(o, "failovers", json_object_new_uint64(c->failovers)) != 0 ||
+        json_put(o, "reconnects", json_object_new_uint64(c->reconnects)) != 0 ||
+        json_put(o, "conferences", json_object_new_uint64(c->conferences)) != 0 ||
+        json_put(o, "draining", json_object_new_boolean(c->draining)) != 0 ||
+        json_put(o, "left", json_object_new_boolean(c->left)) != 0)
+        return -1;
+    return 0;
+}
+
 char *cn_admin_render_status(const struct cn_snapshot *s)
 {
     if (s == NULL)
@@ -253,6 +280,8 @@ char *cn_admin_render_status(const struct cn_snapshot *s)
     int bad = json_put(root, "workers", workers) != 0;
     workers = NULL; /* consumed */
     if (bad || json_put(root, "totals", json_totals(totals, resp)) != 0)
+        goto out;
+    if (s->cluster.mode != NULL && json_add_cluster(root, &s->cluster) != 0)
         goto out;
     const char *text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN |
                                                                 JSON_C_TO_STRING_NOSLASHESCAPE);
@@ -319,6 +348,24 @@ static void prom_workers(FILE *f, const struct cn_snapshot *s, unsigned n)
                     s->workers[i].id, c, s->workers[i].responses[c]);
 }
 
+static void prom_cluster(FILE *f, const struct cn_cluster_snapshot *c)
+{
+    if (c->mode == NULL)
+        return;
+    prom_header(f, "cluster_connected", "gauge",
+                "1 when the cluster store uses a verified Redis primary.");
+    fprintf(f, "confnode_cluster_connected %d\n", c->connected ? 1 : 0);
+    prom_header(f, "cluster_degraded", "gauge",
+                "1 while Redis cannot be reached and placement is answered locally.");
+    fprintf(f, "confnode_cluster_degraded %d\n", c->degraded ? 1 : 0);
+    prom_header(f, "cluster_draining", "gauge", "1 while the node takes no new conferences.");
+    fprintf(f, "confnode_cluster_draining %d\n", c->draining ? 1 : 0);
+    prom_header(f, "cluster_failovers_total", "counter", "Redis primary address changes seen.");
+    fprintf(f, "confnode_cluster_failovers_total %" PRIu64 "\n", c->failovers);
+    prom_header(f, "cluster_conferences", "gauge", "Conferences this node owns.");
+    fprintf(f, "confnode_cluster_conferences %" PRIu64 "\n", c->conferences);
+}
+
 char *cn_admin_render_metrics(const struct cn_snapshot *s)
 {
     char *buf = NULL;
@@ -329,6 +376,7 @@ char *cn_admin_render_metrics(const struct cn_snapshot *s)
     unsigned n = worker_count(s);
     prom_node(f, s, n);
     prom_workers(f, s, n);
+    prom_cluster(f, &s->cluster);
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) {
         free(buf);
@@ -390,6 +438,36 @@ static enum MHD_Result reply_rendered(struct cn_admin *a, struct MHD_Connection 
     return reply(conn, MHD_HTTP_OK, ctype, body, strlen(body), MHD_RESPMEM_MUST_FREE);
 }
 
+/* POST /drain: asks the node to drain; anything else on /drain is 405 (Allow: POST). */
+static enum MHD_Result reply_drain(struct cn_admin *a, struct MHD_Connection *conn,
+                                   const char *method)
+{
+    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0) {
+        struct MHD_Response *r = MHD_create_response_from_buffer(
+            strlen(not_allowed), (void *)not_allowed, MHD_RESPMEM_PERSISTENT);
+        if (r == NULL)
+            return MHD_NO;
+        enum MHD_Result ok = MHD_YES;
+        if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CT_JSON) != MHD_YES ||
+            MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, MHD_HTTP_METHOD_POST) != MHD_YES)
+            ok = MHD_NO;
+        if (ok == MHD_YES)
+            ok = MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, r);
+        MHD_destroy_response(r);
+        return ok;
+    }
+    if (a->drain_fn == NULL)
+        return reply_const(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                           "{\"error\":\"drain not available\"}");
+    struct cn_drain_result res = {0};
+    a->drain_fn(a->drain_arg, &res);
+    char *body = NULL;
+    if (asprintf(&body, "{\"draining\":true,\"already\":%s,\"calls\":%" PRIu64 ",\"left\":%s}",
+                 res.already ? "true" : "false", res.calls, res.left ? "true" : "false") < 0)
+        return reply_const(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, no_memory);
+    return reply(conn, MHD_HTTP_OK, CT_JSON, body, strlen(body), MHD_RESPMEM_MUST_FREE);
+}
+
 /* MHD access handler. Every answer is queued on the first call, before any request
  * body is read: no route takes a body. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -402,6 +480,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)upload_data_size;
     (void)req_cls;
 
+    if (strcmp(url, "/drain") == 0)
+        return reply_drain(a, conn, method);
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
         return reply_const(conn, MHD_HTTP_METHOD_NOT_ALLOWED, not_allowed);
     if (strcmp(url, "/status") == 0)
@@ -541,6 +621,14 @@ struct cn_admin *cn_admin_start(const struct admin_conf *conf, cn_snapshot_fn fn
 fail:
     cn_admin_stop(a);
     return NULL;
+}
+
+void cn_admin_on_drain(struct cn_admin *a, cn_drain_fn fn, void *arg)
+{
+    if (a == NULL)
+        return;
+    a->drain_fn = fn;
+    a->drain_arg = arg;
 }
 
 int cn_admin_fd(const struct cn_admin *a)

@@ -2,6 +2,8 @@
  *
  *   GET /status   JSON: version, node, uptime, per-worker gauges and counters, totals
  *   GET /metrics  Prometheus text exposition (confnode_* metrics, label worker="N")
+ *   POST /drain   drain the node (cn_admin_on_drain): JSON {"draining": true,
+ *                 "already": b, "calls": n, "left": b}; 503 when no callback is set
  *   anything else 404
  *
  * Runs inside the control thread: no thread of its own. The control loop waits on
@@ -21,7 +23,9 @@
 #ifndef CN_ADMIN_H
 #define CN_ADMIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "snapshot.h"
@@ -49,6 +53,17 @@ int cn_admin_timeout_ms(struct cn_admin *a);
 void cn_admin_run(struct cn_admin *a);
 /* Accepts NULL. */
 void cn_admin_stop(struct cn_admin *a);
+
+/* What a drain request did, for the answer to POST /drain. */
+struct cn_drain_result {
+    bool already;   /* the node was draining before this request */
+    uint64_t calls; /* calls still up: the node leaves the registry when none is left */
+    bool left;      /* it has left the cluster registry already */
+};
+/* Drains the node (called on the control thread for each POST /drain). */
+typedef void (*cn_drain_fn)(void *arg, struct cn_drain_result *out);
+/* Registers the drain callback (NULL: POST /drain answers 503). Accepts a NULL a. */
+void cn_admin_on_drain(struct cn_admin *a, cn_drain_fn fn, void *arg);
 
 /* Renderers, exposed for tests: write into a malloc'd string the caller frees; NULL
  * when out of memory or s is NULL. n_workers beyond CN_MAX_WORKERS is taken as

@@ -6,6 +6,7 @@
 #include "cn_log.h"
 #include "config.h"
 #include "doctor.h"
+#include "drain.h"
 #include "node.h"
 #include "plan.h"
 
@@ -24,6 +25,9 @@ static void usage(FILE *f)
             "                         write the cluster's certificate request (new KEY if absent)\n"
             "  doctor DOMAIN [--dns HOST:PORT] [--ca FILE] [--json] [--timeout SECONDS]\n"
             "                         federation readiness of DOMAIN as a federated edge sees it\n"
+            "  drain [-c FILE | --admin HOST:PORT] [--wait SECONDS]\n"
+            "                         maintenance: no new conferences, calls stay until they\n"
+            "                         end, then the node leaves the cluster (also SIGUSR2)\n"
             "  version                print the version\n"
             "  help                   this text\n");
 }
@@ -73,6 +77,8 @@ int main(int argc, char **argv)
         return cn_csr_main(argc, argv);
     if (strcmp(cmd, "doctor") == 0)
         return cn_cmd_doctor(argc - 1, argv + 1);
+    if (strcmp(cmd, "drain") == 0)
+        return cn_cmd_drain(argc - 1, argv + 1);
     if (strcmp(cmd, "run") != 0 && strcmp(cmd, "check-config") != 0) {
         fprintf(stderr, "confnode: unknown command '%s'\n\n", cmd);
         usage(stderr);

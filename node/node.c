@@ -32,6 +32,9 @@ struct cn_node {
     struct cl_store *store;      /* cluster state: in-process or Redis (control thread) */
     struct ctl_central *central; /* answers workers' placement questions */
     uint64_t started_ms;
+    /* drain (SIGUSR2 or POST /drain): no new conferences; once no call is left the
+     * node leaves the cluster registry (cl_store_leave) */
+    bool draining, leaving, left;
 };
 
 /* ---- dataplane <-> control glue (runs in worker threads) ---- */
@@ -306,6 +309,74 @@ static void snapshot(void *arg, struct cn_snapshot *s)
         for (int k = 0; k < 7; k++)
             o->responses[k] = ld(&c->responses[k]);
     }
+    struct cl_store_status st;
+    cl_store_status(n->store, &st);
+    struct cn_cluster_snapshot *cs = &s->cluster;
+    cs->mode = st.mode == CL_MODE_REDIS ? "redis" : "standalone";
+    cs->connected = st.connected;
+    cs->degraded = st.degraded;
+    cs->degraded_since = st.degraded_since_unix;
+    snprintf(cs->primary, sizeof cs->primary, "%s", st.primary);
+    cs->failovers = st.failovers;
+    cs->reconnects = st.reconnects;
+    cs->conferences = st.conferences_local;
+    cs->draining = n->draining;
+    cs->left = n->left;
+}
+
+/* ---- drain (control thread) ---- */
+
+/* Dialogs (early and confirmed) on every worker: the calls a drain waits for. */
+static uint64_t active_calls(const struct cn_node *n)
+{
+    uint64_t sum = 0;
+    for (unsigned i = 0; i < n->cfg->dp.workers; i++)
+        sum += ld(&n->ctl_stats[i].dialogs);
+    return sum;
+}
+
+static void drain(struct cn_node *n, const char *by, struct cn_drain_result *out)
+{
+    uint64_t calls = active_calls(n);
+    if (out) {
+        out->already = n->draining;
+        out->calls = calls;
+        out->left = n->left;
+    }
+    if (n->draining) {
+        cn_log(CN_LOG_INFO, "drain_again", "node=%s by=%s calls=%llu left=%s", n->cfg->node.name,
+               by, (unsigned long long)calls, n->left ? "yes" : "no");
+        return;
+    }
+    n->draining = true;
+    cl_store_set_draining(n->store, true);
+    cn_log(CN_LOG_INFO, "drain_started", "node=%s by=%s calls=%llu", n->cfg->node.name, by,
+           (unsigned long long)calls);
+}
+
+static void on_admin_drain(void *arg, struct cn_drain_result *out)
+{
+    drain(arg, "admin", out);
+}
+
+static void on_left(void *arg, cl_status_t st)
+{
+    struct cn_node *n = arg;
+    n->leaving = false;
+    n->left = true;
+    cn_log(CN_LOG_INFO, "drain_done", "node=%s action=\"left the cluster registry\" status=\"%s\"",
+           n->cfg->node.name, cl_status_str(st));
+}
+
+/* Each turn of the control loop: this node's load for the next heartbeat, and a
+ * drained node with no call left leaves the registry. */
+static void cluster_tick(struct cn_node *n)
+{
+    uint64_t calls = active_calls(n);
+    cl_store_set_load(n->store, calls > UINT32_MAX ? UINT32_MAX : (uint32_t)calls);
+    if (n->draining && !n->left && !n->leaving && calls == 0 &&
+        cl_store_leave(n->store, on_left, n) == CL_OK)
+        n->leaving = true;
 }
 
 /* ---- the control thread: signals and admin HTTP ---- */
@@ -348,12 +419,16 @@ static int control_loop(struct cn_node *n, int sfd)
         for (int i = 0; i < k; i++) {
             if (evs[i].data.u32 == 1) {
                 struct signalfd_siginfo si;
-                if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si &&
-                    (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM))
+                if (read(sfd, &si, sizeof si) != (ssize_t)sizeof si)
+                    continue;
+                if (si.ssi_signo == SIGUSR2)
+                    drain(n, "SIGUSR2", NULL);
+                else if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM)
                     signo = (int)si.ssi_signo;
             }
         }
         dp_engine_control_drain(n->dp, on_worker_msg, n);
+        cluster_tick(n);
         cl_store_run(n->store);
         if (n->admin)
             cn_admin_run(n->admin);
@@ -375,6 +450,7 @@ int cn_node_run(const struct cn_config *cfg)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR2); /* drain */
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     sigdelset(&set, SIGPIPE);
@@ -426,6 +502,7 @@ int cn_node_run(const struct cn_config *cfg)
                err);
         goto out;
     }
+    cn_admin_on_drain(n.admin, on_admin_drain, &n);
     if (!(n.central = ctl_central_create(n.store, central_post, n.dp))) {
         cn_log(CN_LOG_ERROR, "start_failed", "reason=\"out of memory\"");
         goto out;

@@ -4,6 +4,7 @@
 #ifndef CN_SNAPSHOT_H
 #define CN_SNAPSHOT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define CN_MAX_WORKERS 128
@@ -39,12 +40,27 @@ struct cn_worker_snapshot {
     uint64_t responses[7];         /* by class: [1]=1xx ... [6]=6xx; [0] unused */
 };
 
+/* The cluster store (cl_store_status) and this node's drain state. */
+struct cn_cluster_snapshot {
+    const char *mode;       /* "standalone" / "redis"; NULL: not reported */
+    bool connected;         /* redis: a verified primary is in use */
+    bool degraded;          /* redis: answering from local state */
+    int64_t degraded_since; /* unix seconds, 0 when not degraded */
+    char primary[80];       /* current or last primary "IP:port", "" before the first */
+    uint64_t failovers;     /* primary address changes seen */
+    uint64_t reconnects;    /* successful connections after the first */
+    uint64_t conferences;   /* conferences this node owns */
+    bool draining;          /* takes no new conferences */
+    bool left;              /* drained and idle: out of the cluster registry */
+};
+
 struct cn_snapshot {
     const char *version;
     const char *node_name;
     double uptime_s;
     unsigned n_workers;
     struct cn_worker_snapshot workers[CN_MAX_WORKERS];
+    struct cn_cluster_snapshot cluster;
 };
 
 /* Fills `out` (provided by the admin server on each request). */
