@@ -37,6 +37,8 @@ enum txn_state {
 };
 
 struct ctl_dialog;
+struct ctl_pxy;
+struct ctl_px;
 
 /* A server transaction (RFC 3261 §17.2). */
 struct ctl_txn {
@@ -45,6 +47,8 @@ struct ctl_txn {
     uint16_t key_len;
     uint8_t state;
     uint8_t is_invite;
+    uint8_t proxied;         /* forwarded by the proxy (ctl_proxy.c), never answered here */
+    struct ctl_pxy *pxy;     /* its proxy context until the final response went up */
     char key[TXN_KEY_MAX];
     cn_peer_t peer;
     char *resp;              /* last response sent, for retransmissions */
@@ -98,6 +102,7 @@ struct ctl_worker {
     uint32_t dlg_mask, n_dlg;
     struct ctl_uac *uacs;      /* our own client transactions (ctl_uac.c) */
     uint64_t uac_seq;
+    struct ctl_px *px;         /* proxy contexts and their client transactions (ctl_proxy.c) */
     char out[16384];           /* response being built */
 };
 

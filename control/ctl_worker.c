@@ -9,6 +9,7 @@
 
 #include "cn_log.h"
 #include "ctl_internal.h"
+#include "ctl_proxy.h"
 #include "ctl_uac.h"
 #include "ctl_msg.h"
 
@@ -123,7 +124,8 @@ struct ctl_worker *ctl_worker_create(const struct ctl_shared *sh, unsigned id,
         cw->tag_key = (uint64_t)(uintptr_t)cw ^ 0x5bd1e9955bd1e995ull;
     if (!cw->txn_tab || !cw->dlg_tab || ctl_timers_init(&cw->timers, 1024) != 0 ||
         media_ports_init(&cw->ports, sh->conf->media_port_min, sh->conf->media_port_max, id,
-                         sh->n_workers) != 0) {
+                         sh->n_workers) != 0 ||
+        ctl_proxy_init(cw) != 0) {
         ctl_worker_free(cw);
         return NULL;
     }
@@ -134,6 +136,7 @@ void ctl_worker_free(struct ctl_worker *cw)
 {
     if (!cw)
         return;
+    ctl_proxy_fini(cw); /* before the server transactions its contexts point at */
     if (cw->dlg_tab) {
         for (uint32_t b = 0; b <= cw->dlg_mask; b++)
             while (cw->dlg_tab[b])
@@ -242,9 +245,12 @@ void ctl_on_message(struct ctl_worker *cw, const char *buf, size_t len, const cn
                 sip_msg_free(m);
             return;
         }
-        ctl_uac_response(cw, m);
+        if (!ctl_proxy_response(cw, m, now))
+            ctl_uac_response(cw, m);
         return;
     }
+    if (ctl_proxy_request(cw, m, from, now)) /* Route naming us, CANCEL of a proxied INVITE */
+        return;
     int owner = owner_of(cw, m);
     if (owner >= 0) {
         if (forward(cw, (unsigned)owner, m, from))
@@ -266,10 +272,12 @@ void ctl_on_post(struct ctl_worker *cw, void *msg, uint64_t now)
     switch (h->kind) {
     case CTL_MSG_FORWARD: {
         struct ctl_forward *f = msg;
-        if (sip_msg_is_request(f->m))
-            ctl_uas_request(cw, f->m, &f->from, now);
-        else
+        if (sip_msg_is_request(f->m)) {
+            if (!ctl_proxy_request(cw, f->m, &f->from, now))
+                ctl_uas_request(cw, f->m, &f->from, now);
+        } else if (!ctl_proxy_response(cw, f->m, now)) {
             ctl_uac_response(cw, f->m);
+        }
         free(f);
         return;
     }
@@ -299,7 +307,7 @@ void ctl_on_conn_event(struct ctl_worker *cw, const cn_peer_t *peer, ctl_conn_ev
     if (ev == CTL_CONN_FAILED)
         cn_log(CN_LOG_INFO, "conn_failed", "worker=%u reason=\"%s\"", cw->id,
                reason ? reason : "");
-    (void)peer;
+    ctl_proxy_conn_event(cw, peer, ev, reason, now);
 }
 
 int64_t ctl_tick(struct ctl_worker *cw, uint64_t now)
