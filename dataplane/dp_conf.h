@@ -6,6 +6,8 @@
 #include <limits.h>
 #include <stdint.h>
 
+#include "dpdk/dpk_conf.h"
+
 typedef enum {
     DP_TLS_VERIFY_NONE = 0,     /* no client certificate asked for */
     DP_TLS_VERIFY_REQUEST = 1,  /* asked for, verified if sent, not required */
@@ -35,6 +37,8 @@ struct dp_conf {
     unsigned workers;            /* resolved count (node turns "auto" into a number) */
     int pin_workers;             /* pin worker w to CPU w % ncpu */
     struct dp_tls_conf tls;
+    int backend;                 /* dp_backend_t: DP_BACKEND_SOCKETS (default) or _DPDK */
+    struct dpk_conf dpdk;        /* the `dpdk` section, for backend DP_BACKEND_DPDK */
 };
 
 #endif

@@ -377,6 +377,8 @@ char *cn_admin_render_metrics(const struct cn_snapshot *s)
     prom_node(f, s, n);
     prom_workers(f, s, n);
     prom_cluster(f, &s->cluster);
+    if (s->extra_metrics)
+        fputs(s->extra_metrics, f);
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) {
         free(buf);

@@ -747,6 +747,54 @@ static const struct cf_key admin_keys[] = {
     CF_UINT("port", admin.port, 0, 65535),
 };
 
+static const struct cf_choice backends[] = {
+    {"sockets", DP_BACKEND_SOCKETS},
+    {"dpdk", DP_BACKEND_DPDK},
+    {NULL, 0},
+};
+
+static const struct cf_choice dpdk_huge_modes[] = {
+    {"auto", DPK_HUGE_AUTO},
+    {"on", DPK_HUGE_ON},
+    {"off", DPK_HUGE_OFF},
+    {NULL, 0},
+};
+
+static const struct cf_choice dpdk_exceptions[] = {
+    {"auto", DPK_EXC_AUTO},
+    {"tap", DPK_EXC_TAP},
+    {"virtio-user", DPK_EXC_VIRTIO_USER},
+    {NULL, 0},
+};
+
+static const struct cf_choice dpdk_polls[] = {
+    {"adaptive", DPK_POLL_ADAPTIVE},
+    {"busy", DPK_POLL_BUSY},
+    {NULL, 0},
+};
+
+/* The `dpdk` section: read when dataplane = "dpdk" (docs/dpdk.md). */
+static const struct cf_key dpdk_keys[] = {
+    CF_STRING("device", cf_set_text, dp.dpdk.device, 1),
+    CF_STRING("lcores", cf_set_text, dp.dpdk.lcores, 1),
+    CF_UINT("memory_mb", dp.dpdk.memory_mb, 64, 1048576),
+    CF_ENUM("hugepages", dp.dpdk.hugepages, dpdk_huge_modes),
+    CF_STRING("file_prefix", cf_set_token, dp.dpdk.file_prefix, 1),
+    CF_ENUM("exception", dp.dpdk.exception, dpdk_exceptions),
+    CF_STRING("kernel_iface", cf_set_token, dp.dpdk.kernel_iface, 1),
+    CF_UINT("prefix_len", dp.dpdk.prefix_len, 1, 32),
+    CF_STRING("gateway", cf_set_ip, dp.dpdk.gateway, 1),
+    CF_UINT("mbufs", dp.dpdk.mbufs, 1023, 4194303),
+    CF_UINT("rx_desc", dp.dpdk.rx_desc, 64, 16384),
+    CF_UINT("tx_desc", dp.dpdk.tx_desc, 64, 16384),
+    CF_UINT("burst", dp.dpdk.burst, 1, 64),
+    CF_ENUM("poll", dp.dpdk.poll, dpdk_polls),
+    CF_STRING("eal_args", cf_set_text, dp.dpdk.eal_args, 0),
+};
+
+/* dataplane = "sockets" | "dpdk": a top-level value, not a group. */
+static const struct cf_key dataplane_key = CF_ENUM("dataplane", dp.backend, backends);
+
 static const struct cf_choice cluster_modes[] = {
     {"standalone", CN_CLUSTER_STANDALONE},
     {"redis", CN_CLUSTER_REDIS},
@@ -786,7 +834,7 @@ static const struct cf_key vmr_keys[] = {
      .scale = 1},
 };
 
-static cf_section_parser cf_parse_group, cf_parse_vmrs;
+static cf_section_parser cf_parse_group, cf_parse_vmrs, cf_parse_dataplane;
 
 static const struct cf_section cf_sections[] = {
     {"node", node_keys, CF_COUNT(node_keys), cf_parse_group},
@@ -798,6 +846,8 @@ static const struct cf_section cf_sections[] = {
     {"admin", admin_keys, CF_COUNT(admin_keys), cf_parse_group},
     {"vmrs", vmr_keys, CF_COUNT(vmr_keys), cf_parse_vmrs},
     {"cluster", cluster_keys, CF_COUNT(cluster_keys), cf_parse_group},
+    {"dataplane", &dataplane_key, 1, cf_parse_dataplane},
+    {"dpdk", dpdk_keys, CF_COUNT(dpdk_keys), cf_parse_group},
 };
 
 /* ---- unknown keys -------------------------------------------------------------- */
@@ -904,6 +954,12 @@ static void cf_parse_group(struct cf_ctx *c, const struct cf_section *sec,
         return;
     }
     cf_parse_members(c, sec->keys, sec->n_keys, s, c->cfg, sec->name, sec->name, true);
+}
+
+static void cf_parse_dataplane(struct cf_ctx *c, const struct cf_section *sec,
+                               const config_setting_t *s)
+{
+    sec->keys[0].set(c, &sec->keys[0], s, (char *)c->cfg + sec->keys[0].offset, sec->name);
 }
 
 struct cf_alias_ref {
@@ -1092,6 +1148,22 @@ static void cf_validate_misc(struct cf_ctx *c)
             cf_error(c, CF_WHERE(c, "admin.port", clash), "admin.port",
                      "same address and port as %s (%u)", clash, port);
     }
+}
+
+static void cf_validate_dpdk(struct cf_ctx *c)
+{
+    const struct dp_conf *dp = &c->cfg->dp;
+    if (dp->backend != DP_BACKEND_DPDK)
+        return;
+    if (!dp->dpdk.device[0] && cf_unset(c, "dpdk.device"))
+        cf_error(c, CF_WHERE(c, "dpdk", "dataplane"), "dpdk.device",
+                 "required when dataplane = \"dpdk\" (a PCI address such as \"0000:03:00.0\", "
+                 "or a vdev such as \"net_af_packet0,iface=eth1\")");
+    unsigned char a4[4];
+    if (inet_pton(AF_INET, dp->listen, a4) != 1 || a4[0] == 127)
+        cf_error(c, CF_WHERE(c, "sip.listen", "dataplane"), "sip.listen",
+                 "with dataplane = \"dpdk\" must be the node's IPv4 address on the wire, which "
+                 "goes on dpdk.kernel_iface (got %s)", dp->listen);
 }
 
 /* True when host is domain itself or one label directly under it (case-insensitive):
@@ -1365,6 +1437,20 @@ void cn_config_defaults(struct cn_config *cfg)
     dp->max_connections = 10000;
     dp->pin_workers = 1;
 
+    dp->backend = DP_BACKEND_SOCKETS;
+    struct dpk_conf *dk = &dp->dpdk;
+    cf_store_string(dk->lcores, sizeof dk->lcores, "0");
+    dk->memory_mb = 512;
+    dk->hugepages = DPK_HUGE_AUTO;
+    dk->exception = DPK_EXC_AUTO;
+    cf_store_string(dk->kernel_iface, sizeof dk->kernel_iface, "cn0");
+    dk->prefix_len = 24;
+    dk->mbufs = 8191;
+    dk->rx_desc = 1024;
+    dk->tx_desc = 1024;
+    dk->burst = 32;
+    dk->poll = DPK_POLL_ADAPTIVE;
+
     struct dp_tls_conf *tls = &dp->tls;
     cf_store_string(tls->ciphers, sizeof tls->ciphers,
                     "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:!aNULL:!MD5:!DSS");
@@ -1469,6 +1555,7 @@ int cn_config_load(const char *path, struct cn_config *cfg, char *err, size_t er
     cf_validate_media(&ctx);
     cf_validate_misc(&ctx);
     cf_validate_cluster(&ctx);
+    cf_validate_dpdk(&ctx);
     cfg->dp.workers = (unsigned)cn_config_resolve_workers(cfg);
     if (ctx.n_total == 0)
         rc = 0;

@@ -21,11 +21,16 @@
 #include "dp_media.h"
 #include "md_srtp.h"
 #include "dp_worker.h"
+#include "dpk_engine.h"
 #include "sdp_answer.h"
+
+#define CN_DPK_METRICS_MAX 65536
 
 struct cn_node {
     const struct cn_config *cfg;
     struct dp_engine *dp;
+    struct dpk_engine *dpk;      /* dataplane = "dpdk": the packet I/O under dp */
+    char *dpk_metrics;           /* its /metrics lines (control thread) */
     struct ctl_shared *sh;
     struct ctl_stats *ctl_stats; /* one per worker; outlives the workers */
     struct cn_admin *admin;
@@ -309,6 +314,10 @@ static void snapshot(void *arg, struct cn_snapshot *s)
         for (int k = 0; k < 7; k++)
             o->responses[k] = ld(&c->responses[k]);
     }
+    if (n->dpk && n->dpk_metrics) {
+        dpk_engine_metrics(n->dpk, n->dpk_metrics, CN_DPK_METRICS_MAX);
+        s->extra_metrics = n->dpk_metrics;
+    }
     struct cl_store_status st;
     cl_store_status(n->store, &st);
     struct cn_cluster_snapshot *cs = &s->cluster;
@@ -483,6 +492,14 @@ int cn_node_run(const struct cn_config *cfg)
         cn_log(CN_LOG_ERROR, "start_failed", "reason=\"libsrtp2 initialisation failed\"");
         goto out;
     }
+    if (cfg->dp.backend == DP_BACKEND_DPDK &&
+        (!(n.dpk_metrics = malloc(CN_DPK_METRICS_MAX)) ||
+         !(n.dpk = dpk_engine_create(&cfg->dp, cfg->ctl.media_address, cfg->ctl.media_port_min,
+                                     cfg->ctl.media_port_max, &h, err, sizeof err)))) {
+        cn_log(CN_LOG_ERROR, "start_failed", "config=%s dataplane=dpdk reason=\"%s\"", cfg->path,
+               n.dpk_metrics ? err : "out of memory");
+        goto out;
+    }
     if (!(n.dp = dp_engine_create(&cfg->dp, &h, err, sizeof err))) {
         cn_log(CN_LOG_ERROR, "start_failed", "config=%s reason=\"%s\"", cfg->path, err);
         goto out;
@@ -521,6 +538,8 @@ out:
     /* reverse order: admin stops reading counters, workers finish and exit */
     cn_admin_stop(n.admin);
     dp_engine_free(n.dp);
+    dpk_engine_free(n.dpk); /* after the workers: none polls any more */
+    free(n.dpk_metrics);
     ctl_central_free(n.central);
     cl_store_free(n.store);
     ctl_shared_free(n.sh);

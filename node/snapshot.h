@@ -61,6 +61,7 @@ struct cn_snapshot {
     unsigned n_workers;
     struct cn_worker_snapshot workers[CN_MAX_WORKERS];
     struct cn_cluster_snapshot cluster;
+    const char *extra_metrics;     /* more Prometheus lines (the DPDK backend's), or NULL */
 };
 
 /* Fills `out` (provided by the admin server on each request). */
