@@ -619,6 +619,8 @@ static void put_value(struct out *o, sip_str_t v)
             put(o, v.s + i, 1);
 }
 
+static void put_line(struct out *o, const msg_header_t *h);
+
 /* "Name: value" from a request header's raw text; nothing when it is absent. */
 static void put_header(struct out *o, const char *name, const void *h)
 {
@@ -669,6 +671,12 @@ ssize_t sip_msg_build_response(const sip_msg_t *req, int status, const char *phr
     }
     put_header(&o, "Call-ID", sip->sip_call_id);
     put_header(&o, "CSeq", sip->sip_cseq);
+    /* a response that may create a dialog carries the route set (RFC 3261 §12.1.1) */
+    if (status > 100 && status < 300 && sip->sip_to && !sip->sip_to->a_tag) {
+        for (const msg_header_t *h = *msg_chain_head(req->msg); h; h = h->sh_succ)
+            if (h->sh_class == sip_record_route_class && h->sh_len > 0)
+                put_line(&o, h);
+    }
     if (extra_headers)
         put_str(&o, extra_headers);
     put_str(&o, "Server: confnode/" CONFNODE_VERSION "\r\n");

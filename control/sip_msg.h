@@ -103,7 +103,9 @@ sip_str_t sip_msg_header(const sip_msg_t *m, const char *name);
 /* Builds a response to `req` into out[0..outlen): status line; the request's Via
  * (all of them, in order), From, To (with ";tag=<to_tag>" added when the request's
  * To has no tag and to_tag is not NULL), Call-ID and CSeq, each as far as the
- * request has it (see sip_msg_can_respond()); then
+ * request has it (see sip_msg_can_respond()); for a 101..299 response to a request
+ * without a To-tag (one that may create a dialog), the request's Record-Route lines
+ * as received (RFC 3261 §12.1.1); then
  * `extra_headers` verbatim (each line ending in CRLF; may be NULL), a
  * "Server: confnode/<version>" header, Content-Type when body_type is not NULL,
  * Content-Length, the blank line and the body.
