@@ -497,8 +497,8 @@ static int start_target(struct ctl_worker *cw, struct ctl_pxy *p, size_t i)
 {
     struct px_target *t = &p->tg[i];
     cn_peer_t peer;
-    char err[256] = "";
-    if (cw->io.connect(cw->io.io, &t->t, &peer, err, sizeof err) != 0) {
+    char err[256] = "no outbound connections (ctl_io.connect not set)";
+    if (!cw->io.connect || cw->io.connect(cw->io.io, &t->t, &peer, err, sizeof err) != 0) {
         record_failure(p, i, 0, err[0] ? err : "connect failed", false, NULL);
         return -1;
     }
@@ -638,8 +638,8 @@ static void forward_ack(struct ctl_worker *cw, sip_msg_t *m, const struct ctl_ta
 {
     int mf = sip_msg_max_forwards(m);
     cn_peer_t peer;
-    char err[256], hp[96], via[200], branch[48];
-    if (mf == 0 || cw->io.connect(cw->io.io, t, &peer, err, sizeof err) != 0) {
+    char err[256] = "no outbound connections", hp[96], via[200], branch[48];
+    if (mf == 0 || !cw->io.connect || cw->io.connect(cw->io.io, t, &peer, err, sizeof err) != 0) {
         cn_log(CN_LOG_INFO, "proxy_ack_dropped", "worker=%u reason=\"%s\"", cw->id,
                mf == 0 ? "Max-Forwards 0" : err);
         return;
@@ -706,7 +706,8 @@ ctl_proxy_status_t ctl_proxy_forward(struct ctl_worker *cw, struct ctl_txn *st, 
         char key[TXN_KEY_MAX];
         int klen = ctl_txn_key(m, key, sizeof key, false);
         if (klen < 0 || !from) {
-            stateless_reply(cw, m, from, 400, "Via branch or Call-ID too long", NULL);
+            if (from)
+                stateless_reply(cw, m, from, 400, "Via branch or Call-ID too long", NULL);
             sip_msg_free(m);
             return CTL_PROXY_ANSWERED;
         }

@@ -885,6 +885,124 @@ static void forwarding_rewrites_only_what_it_must(void **state)
     sip_msg_free(r);
 }
 
+static void a_cancel_after_a_provisional_goes_downstream_at_once(void **state)
+{
+    struct fixture *f = *state;
+    char m[4096];
+    size_t i = invite_via_route(f, "z9hG4bK-up6");
+    answer_from(f, i, 183, "Session Progress", NULL);
+    assert_int_equal(rec.n, 3);
+    size_t n = request(m, sizeof m, "CANCEL", "sip:meet@example.test", "z9hG4bK-up6", 1, NULL,
+                       ROUTE_VIA_US, NULL);
+    deliver(f, m, n, &f->up);
+    assert_int_equal(rec.n, 5);
+    bool up200 = false, down_cancel = false;
+    for (size_t k = 3; k < 5; k++) {
+        up200 |= status_of(rec.sent[k].text) == 200 && rec.sent[k].to.transport == CN_TRANSPORT_UDP;
+        down_cancel |= starts_with(rec.sent[k].text, "CANCEL ") &&
+                       rec.sent[k].to.transport == CN_TRANSPORT_TLS;
+    }
+    assert_true(up200);
+    assert_true(down_cancel);
+    /* the CANCEL retransmitted by the client: answered again, not sent on again */
+    deliver(f, m, n, &f->up);
+    assert_int_equal(rec.n, 6);
+    assert_int_equal(status_of(rec.sent[5].text), 200);
+}
+
+static void a_cancelled_invite_without_any_answer_ends_in_487(void **state)
+{
+    struct fixture *f = *state;
+    char m[4096];
+    invite_via_route(f, "z9hG4bK-up7");
+    size_t n = request(m, sizeof m, "CANCEL", "sip:meet@example.test", "z9hG4bK-up7", 1, NULL,
+                       ROUTE_VIA_US, NULL);
+    deliver(f, m, n, &f->up);
+    assert_int_equal(rec.n, 3);
+    tick(f, f->now + 64 * 500); /* Timer B: no other target is tried once cancelled */
+    assert_int_equal(rec.n, 4);
+    assert_int_equal(status_of(rec.sent[3].text), 487);
+    assert_int_equal(rec.connects, 1);
+    assert_int_equal(ctl_proxy_count(f->cw), 0);
+}
+
+static void timer_c_cancels_an_invite_that_rings_too_long(void **state)
+{
+    struct fixture *f = *state;
+    size_t i = invite_via_route(f, "z9hG4bK-tc1");
+    answer_from(f, i, 180, "Ringing", NULL);
+    assert_int_equal(rec.n, 3);
+    tick(f, f->now + CTL_PROXY_TIMER_C_MS - 1);
+    assert_int_equal(rec.n, 3);
+    tick(f, f->now + 1);
+    assert_int_equal(rec.n, 4);
+    assert_true(starts_with(rec.sent[3].text, "CANCEL sip:meet@example.test SIP/2.0"));
+    answer_from(f, i, 487, "Request Terminated", NULL);
+    bool relayed = false;
+    for (size_t k = 4; k < rec.n; k++)
+        relayed |= status_of(rec.sent[k].text) == 487;
+    assert_true(relayed);
+}
+
+static void a_non_invite_over_udp_is_resent_on_timer_e_and_fails_over_on_timer_f(void **state)
+{
+    struct fixture *f = *state;
+    char m[4096];
+    size_t n =
+        request(m, sizeof m, "MESSAGE", "sip:bob@peer.test", "z9hG4bK-te1", 1, NULL, NULL, NULL);
+    sip_msg_t *msg = NULL;
+    assert_int_equal(sip_msg_parse(m, n, &msg, NULL, 0), SIP_MSG_OK);
+    struct ctl_target t[2] = {target(CN_TRANSPORT_UDP, 7001, NULL),
+                              target(CN_TRANSPORT_UDP, 7002, NULL)};
+    ctl_proxy_forward(f->cw, NULL, msg, &f->up, t, 2, NULL);
+    assert_int_equal(rec.n, 1);
+    uint64_t t0 = f->now;
+    unsigned resent = 0;
+    for (uint64_t at = t0 + 100; at < t0 + 64 * 500; at += 100) {
+        size_t before = rec.n;
+        tick(f, at);
+        resent += (unsigned)(rec.n - before);
+    }
+    /* T1, 2T1, 4T1, then every T2 up to 64*T1: 500, 1500, 3500, 7500, ... 31500 */
+    assert_int_equal(resent, 10);
+    for (size_t k = 1; k < rec.n; k++)
+        assert_int_equal(port_of(&rec.sent[k].to.addr), 7001);
+    size_t before = rec.n;
+    tick(f, t0 + 64 * 500); /* Timer F: the second target */
+    assert_int_equal(rec.n, before + 1);
+    assert_int_equal(port_of(&rec.sent[before].to.addr), 7002);
+    answer_from(f, before, 200, "OK", NULL);
+    assert_int_equal(status_of(rec.sent[rec.n - 1].text), 200);
+    assert_int_equal(ctl_proxy_count(f->cw), 0);
+}
+
+static void a_callers_own_server_transaction_is_proxied_and_answered_through(void **state)
+{
+    struct fixture *f = *state;
+    char m[4096], key[TXN_KEY_MAX];
+    size_t n =
+        request(m, sizeof m, "INVITE", "sip:meet@example.test", "z9hG4bK-st1", 1, NULL, NULL, NULL);
+    sip_msg_t *msg = NULL;
+    assert_int_equal(sip_msg_parse(m, n, &msg, NULL, 0), SIP_MSG_OK);
+    int klen = ctl_txn_key(msg, key, sizeof key, false);
+    assert_true(klen > 0);
+    struct ctl_txn *st = ctl_txn_new(f->cw, key, (size_t)klen, &f->up, true);
+    assert_non_null(st);
+    struct ctl_target t = target(CN_TRANSPORT_TLS, 7001, "node2.example.test");
+    struct ctl_proxy_opts o = {.record_route = true, .report = rec_report};
+    assert_int_equal(ctl_proxy_forward(f->cw, st, msg, NULL, &t, 1, &o), CTL_PROXY_FORWARDED);
+    assert_true(st->proxied);
+    assert_int_equal(rec.n, 2);
+    /* a retransmission from the caller is absorbed by that transaction */
+    deliver(f, m, n, &f->up);
+    assert_int_equal(rec.n, 3);
+    assert_int_equal(status_of(rec.sent[2].text), 100);
+    answer_from(f, 1, 200, "OK", NULL);
+    assert_int_equal(status_of(rec.sent[rec.n - 1].text), 200);
+    assert_int_equal(rec.ev[rec.n_ev - 1].kind, CTL_PROXY_EV_DONE);
+    assert_int_equal(rec.ev[rec.n_ev - 1].status, 200);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -932,6 +1050,16 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(a_full_transaction_table_is_answered_503_with_retry_after,
                                         setup_tiny, teardown),
+        cmocka_unit_test_setup_teardown(a_cancel_after_a_provisional_goes_downstream_at_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_cancelled_invite_without_any_answer_ends_in_487, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(timer_c_cancels_an_invite_that_rings_too_long, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            a_non_invite_over_udp_is_resent_on_timer_e_and_fails_over_on_timer_f, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            a_callers_own_server_transaction_is_proxied_and_answered_through, setup, teardown),
         cmocka_unit_test(forwarding_rewrites_only_what_it_must),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
