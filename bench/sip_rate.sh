@@ -221,17 +221,22 @@ step_no=0
 # minus the responder and stunnel used less than --quiet-pct % of one core, so a step
 # does not start in the middle of somebody else's build.
 wait_quiet() {
-    local i m0 m1 r0 r1 s0 s1 other=0
+    local i m0 m1 r0 r1 s0 s1 t0 t1 other=0
     for ((i = 0; i < quiet_wait; i++)); do
-        m0=$(bench_busy_ticks)
         r0=$(bench_tree_ticks "$resp_pid")
         s0=0 s1=0
         [[ -n $stunnel_pid ]] && s0=$(bench_tree_ticks "$stunnel_pid")
+        m0=$(bench_busy_ticks)
+        t0=$(date +%s%N)
         sleep 1
         m1=$(bench_busy_ticks)
+        t1=$(date +%s%N)
         r1=$(bench_tree_ticks "$resp_pid")
         [[ -n $stunnel_pid ]] && s1=$(bench_tree_ticks "$stunnel_pid")
-        other=$((100 * ((m1 - m0) - (r1 - r0) - (s1 - s0)) / clk_tck))
+        # % of one core over the measured interval (the responder and stunnel are
+        # idle between steps; reading them is kept outside the interval)
+        other=$((100 * ((m1 - m0) - (r1 - r0) - (s1 - s0)) * 1000000000 / clk_tck / (t1 - t0)))
+        ((other < 0)) && other=0
         ((other <= quiet_pct)) && return 0
     done
     ((quiet_wait == 0)) ||
