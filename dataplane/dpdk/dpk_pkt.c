@@ -20,20 +20,50 @@ static inline void wr16(uint8_t *p, uint16_t v)
     p[1] = (uint8_t)v;
 }
 
+/* Sums the 16-bit words in the machine's byte order, 8 bytes per step, and swaps the
+ * folded result into network order at the end: the one's complement sum does not
+ * depend on byte order (RFC 1071 2.B). */
 uint32_t dpk_csum_add(uint32_t sum, const void *data, size_t len)
 {
     const uint8_t *p = data;
-    uint64_t s = sum;
-    while (len >= 2) {
-        s += rd16(p);
+    uint64_t s = 0;
+    while (len >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        s += (v & 0xffffffffu) + (v >> 32);
+        p += 8;
+        len -= 8;
+    }
+    if (len >= 4) {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        s += v;
+        p += 4;
+        len -= 4;
+    }
+    if (len >= 2) {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        s += v;
         p += 2;
         len -= 2;
     }
-    if (len)
-        s += (uint32_t)p[0] << 8;
-    while (s >> 32)
-        s = (s & 0xffffffffu) + (s >> 32);
-    return (uint32_t)s;
+    if (len) { /* the last byte is the high half of a network-order word */
+        uint8_t last[2] = {p[0], 0};
+        uint16_t v;
+        memcpy(&v, last, 2);
+        s += v;
+    }
+    while (s >> 16)
+        s = (s & 0xffffu) + (s >> 16);
+    uint16_t w = (uint16_t)s;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    w = (uint16_t)(w << 8 | w >> 8);
+#endif
+    uint64_t t = (uint64_t)sum + w;
+    while (t >> 32)
+        t = (t & 0xffffffffu) + (t >> 32);
+    return (uint32_t)t;
 }
 
 uint16_t dpk_csum_fold(uint32_t sum)

@@ -258,6 +258,33 @@ static void checksum_matches_rfc1071_example(void **state)
     assert_int_equal(dpk_csum_fold(split), dpk_csum_fold(sum));
 }
 
+/* The textbook definition: big-endian 16-bit words, a last odd byte padded. */
+static uint16_t reference_csum(const uint8_t *p, size_t len)
+{
+    uint32_t s = 0;
+    for (size_t i = 0; i + 1 < len; i += 2)
+        s += (uint32_t)(p[i] << 8 | p[i + 1]);
+    if (len & 1)
+        s += (uint32_t)p[len - 1] << 8;
+    while (s >> 16)
+        s = (s & 0xffff) + (s >> 16);
+    return (uint16_t)~s;
+}
+
+static void checksum_agrees_with_the_definition_at_every_length_and_alignment(void **state)
+{
+    (void)state;
+    uint8_t buf[300];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (uint8_t)(i * 131 + 7 + (i >> 3));
+    for (size_t off = 0; off < 8; off++)
+        for (size_t len = 0; len + off <= sizeof buf; len++)
+            assert_int_equal(dpk_csum_fold(dpk_csum_add(0, buf + off, len)),
+                             reference_csum(buf + off, len));
+    memset(buf, 0xff, sizeof buf); /* carries in every word */
+    assert_int_equal(dpk_csum_fold(dpk_csum_add(0, buf, 299)), reference_csum(buf, 299));
+}
+
 static void headers_refuse_bad_family_and_oversize(void **state)
 {
     (void)state;
@@ -407,6 +434,7 @@ int main(void)
         cmocka_unit_test(truncated_and_lying_headers_are_dropped_within_bounds),
         cmocka_unit_test(built_headers_carry_valid_checksums),
         cmocka_unit_test(checksum_matches_rfc1071_example),
+        cmocka_unit_test(checksum_agrees_with_the_definition_at_every_length_and_alignment),
         cmocka_unit_test(headers_refuse_bad_family_and_oversize),
         cmocka_unit_test(neighbour_cache_learns_expires_and_evicts),
         cmocka_unit_test(eal_args_run_without_hugepages_when_none_are_free),
