@@ -7,6 +7,7 @@
 #include "config.h"
 #include "doctor.h"
 #include "drain.h"
+#include "history.h"
 #include "node.h"
 #include "plan.h"
 
@@ -25,6 +26,8 @@ static void usage(FILE *f)
             "                         write the cluster's certificate request (new KEY if absent)\n"
             "  doctor DOMAIN [--dns HOST:PORT] [--ca FILE] [--json] [--timeout SECONDS]\n"
             "                         federation readiness of DOMAIN as a federated edge sees it\n"
+            "  history [-c FILE | --admin HOST:PORT] [--json] [--last N]\n"
+            "                         search history of a running node, from its admin API\n"
             "  drain [-c FILE | --admin HOST:PORT] [--wait SECONDS]\n"
             "                         maintenance: no new conferences, calls stay until they\n"
             "                         end, then the node leaves the cluster (also SIGUSR2)\n"
@@ -77,6 +80,8 @@ int main(int argc, char **argv)
         return cn_csr_main(argc, argv);
     if (strcmp(cmd, "doctor") == 0)
         return cn_cmd_doctor(argc - 1, argv + 1);
+    if (strcmp(cmd, "history") == 0)
+        return cn_cmd_history(argc - 1, argv + 1);
     if (strcmp(cmd, "drain") == 0)
         return cn_cmd_drain(argc - 1, argv + 1);
     if (strcmp(cmd, "run") != 0 && strcmp(cmd, "check-config") != 0) {
