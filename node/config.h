@@ -9,6 +9,12 @@
  *   vmrs = ( { alias = "meet@example.test"; name = "Demo room"; } );
  *   cluster: { mode = "redis"; sentinels = [ "192.0.2.21:26379" ]; srv_domain = "...";
  *              nodes = ( { name = "node1"; fqdn = "..."; address = "..."; } ); ... };
+ *   zones: { dns: { security = "tls-required"; ... };
+ *            neighbours = ( { name = "vcs"; peers = [ "192.0.2.5:5061" ]; ... } );
+ *            static_routes = ( { domain = "partner.example"; addresses = [ ... ]; } ); };
+ *   search_rules = ( { name = "rooms"; priority = 10; pattern_type = "regex";
+ *                      pattern = "meet\\..*@example\\.com"; target = "local"; } );
+ *   federation: { privacy = "allow-list"; allow = [ "partner.example" ]; history_size = 1000; };
  *
  * Every key is known: an unknown key, a wrong type or an out-of-range value is an
  * error naming file, line and field ("standalone.conf:12: sip.udp_port: must be
@@ -22,6 +28,7 @@
 
 #include "ctl_conf.h"
 #include "dp_conf.h"
+#include "fed_route.h"
 
 struct node_conf {
     char name[64];           /* node name, default: the host name */
@@ -65,6 +72,13 @@ struct cluster_conf {
     size_t n_nodes;
 };
 
+/* Federation routing (zones, search_rules, federation sections) and the search
+ * history; compiled by fed_router_new() at start. */
+struct federation_conf {
+    struct fed_route_conf route; /* lists owned by the config */
+    uint32_t history_size;       /* search history records; default 1000 */
+};
+
 struct cn_config {
     char path[4096];         /* the file it was loaded from */
     struct node_conf node;
@@ -72,6 +86,7 @@ struct cn_config {
     struct ctl_conf ctl;
     struct admin_conf admin;
     struct cluster_conf cluster;
+    struct federation_conf fed;
 };
 
 /* Fills every field with its default (what an empty file gives). */
@@ -94,8 +109,8 @@ int cn_config_resolve_workers(const struct cn_config *cfg);
  * "CONFIG: field: 'PATH': problem" per bad file in err. */
 int cn_config_check_files(const struct cn_config *cfg, char *err, size_t errlen);
 
-/* Frees what cn_config_load() allocated (the VMR and cluster node lists). Accepts a
- * zeroed cfg. */
+/* Frees what cn_config_load() allocated (the VMR, cluster node, zone, rule and
+ * privacy lists). Accepts a zeroed cfg. */
 void cn_config_free(struct cn_config *cfg);
 
 #endif

@@ -21,6 +21,7 @@
 
 #include "cn_log.h"
 #include "config.h"
+#include "fed_route.h"
 
 #define CONFIGS CN_TEST_DATA "/configs/"
 
@@ -819,6 +820,224 @@ static void cluster_sip_fqdn_must_be_one_of_the_nodes(void **state)
         "sip_fqdn", "cluster.sip_fqdn", "is not the fqdn of any cluster.nodes entry");
 }
 
+/* ---- federation: zones, search_rules, federation ------------------------------- */
+
+static struct fed_router *router_of(const struct cn_config *cfg)
+{
+    const char *domains[] = {cfg->ctl.domain};
+    struct fed_router_env env = {.local_domains = domains, .n_local_domains = 1};
+    char err[512];
+    struct fed_router *r = fed_router_new(&cfg->fed.route, &env, err, sizeof err);
+    if (!r)
+        fail_msg("fed_router_new: %s", err);
+    return r;
+}
+
+static fed_route_status_t route(const struct fed_router *r, const char *method, const char *source,
+                                const char *ruri, const char *from, struct fed_route_result *res)
+{
+    struct fed_route_request req = {.method = method,
+                                    .method_len = FED_NAME_NUL,
+                                    .source_zone = source,
+                                    .ruri = ruri,
+                                    .ruri_len = FED_NAME_NUL,
+                                    .from_domain = from,
+                                    .from_domain_len = FED_NAME_NUL,
+                                    .arrival = FED_ARRIVAL_TLS};
+    return fed_route_decide(r, &req, res);
+}
+
+static void federation_defaults_federate_with_nobody(void **state)
+{
+    (void)state;
+    struct cn_config cfg;
+    cn_config_defaults(&cfg);
+    const struct fed_route_conf *rc = &cfg.fed.route;
+    assert_int_equal(rc->privacy, FED_PRIVACY_ALLOW_LIST);
+    assert_int_equal(rc->n_allow, 0);
+    assert_int_equal(rc->n_deny, 0);
+    assert_int_equal(rc->n_rules, 0);
+    assert_int_equal(rc->n_neighbours, 0);
+    assert_int_equal(rc->n_static_routes, 0);
+    assert_int_equal(rc->dns.security, FED_SEC_TLS_REQUIRED);
+    assert_int_equal(rc->dns.client_certificates, FED_ROUTE_AUTO);
+    assert_int_equal(rc->dns.strict_naming, 1);
+    assert_int_equal(rc->dns.fallback_hosts, 0);
+    assert_int_equal(rc->dns.srv_mode, FED_SRV_RFC2782);
+    assert_int_equal(cfg.fed.history_size, 1000);
+
+    /* a federated request is refused with 1027, even to a room of ours */
+    struct fed_router *r = router_of(&cfg);
+    struct fed_route_result *res = calloc(1, sizeof *res);
+    assert_non_null(res);
+    assert_int_equal(route(r, "INVITE", "dns", "sip:meet@example.test", "partner.example", res),
+                     FED_ROUTE_REFUSED);
+    assert_int_equal(res->diag_code, 1027);
+    /* TLS without a verified client certificate is refused first */
+    assert_non_null(strstr(res->detail, "client certificate"));
+    free(res);
+    fed_router_free(r);
+    cn_config_free(&cfg);
+}
+
+static void federation_sections_set_every_key(void **state)
+{
+    (void)state;
+    struct cn_config cfg;
+    char err[2048];
+    if (cn_config_load(CONFIGS "federation.conf", &cfg, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    const struct fed_route_conf *rc = &cfg.fed.route;
+    assert_int_equal(rc->dns.security, FED_SEC_TLS_OPTIONAL);
+    assert_int_equal(rc->dns.client_certificates, 0);
+    assert_int_equal(rc->dns.strict_naming, 0);
+    assert_int_equal(rc->dns.fallback_hosts, 1);
+    assert_int_equal(rc->dns.srv_mode, FED_SRV_MICROSOFT);
+
+    assert_int_equal(rc->n_neighbours, 2);
+    const struct fed_neighbour_conf *n = &rc->neighbours[0];
+    assert_string_equal(n->name, "vcs");
+    assert_int_equal(n->n_peers, 3);
+    assert_string_equal(n->peers[1].host, "2001:db8::5");
+    assert_int_equal(n->peers[1].port, 5061);
+    assert_string_equal(n->peers[2].host, "vcs2.example.com");
+    assert_int_equal(n->peers[2].port, 0);
+    assert_int_equal(n->transport, FED_TP_TLS);
+    assert_int_equal(n->security, FED_SEC_TLS_REQUIRED);
+    assert_int_equal(n->client_certificates, 1);
+    assert_int_equal(n->srv_mode, FED_SRV_RFC2782);
+    n = &rc->neighbours[1];
+    assert_int_equal(n->transport, FED_TP_UDP);
+    assert_int_equal(n->security, FED_SEC_NO_TLS);
+    assert_int_equal(n->client_certificates, FED_ROUTE_AUTO);
+
+    assert_int_equal(rc->n_static_routes, 2);
+    assert_string_equal(rc->static_routes[0].domain, "static.example");
+    assert_int_equal(rc->static_routes[0].n_addrs, 2);
+    assert_int_equal(rc->static_routes[1].transport, FED_TP_TCP);
+    assert_int_equal(rc->static_routes[1].client_certificates, 0);
+
+    assert_int_equal(rc->n_rules, 4);
+    const struct fed_rule_conf *ru = &rc->rules[0];
+    assert_string_equal(ru->name, "rooms");
+    assert_int_equal(ru->priority, 10);
+    assert_string_equal(ru->source, "any");
+    assert_int_equal(ru->type, FED_REQ_ALL);
+    assert_int_equal(ru->mode, FED_MODE_PATTERN);
+    assert_int_equal(ru->pattern_type, FED_PATTERN_REGEX);
+    assert_string_equal(ru->pattern, "(meet|vmr)\\.([a-z0-9.]+)@example\\.com");
+    assert_int_equal(ru->behaviour, FED_BEHAVIOUR_REPLACE);
+    assert_string_equal(ru->replace, "meet.\\2@example.com");
+    assert_int_equal(ru->on_match, FED_ON_MATCH_STOP);
+    assert_string_equal(ru->target, "local");
+    assert_int_equal(ru->enabled, 1);
+    assert_string_equal(rc->rules[1].name, "im to gateway");
+    assert_int_equal(rc->rules[1].type, FED_REQ_IMP);
+    assert_int_equal(rc->rules[1].mode, FED_MODE_ANY_ALIAS);
+    assert_int_equal(rc->rules[1].on_match, FED_ON_MATCH_CONTINUE);
+    assert_int_equal(rc->rules[2].pattern_type, FED_PATTERN_PREFIX);
+    assert_string_equal(rc->rules[2].replace, "");
+    assert_int_equal(rc->rules[3].enabled, 0);
+
+    assert_int_equal(rc->privacy, FED_PRIVACY_DENY_LIST);
+    assert_int_equal(rc->n_allow, 1);
+    assert_int_equal(rc->n_deny, 2);
+    assert_string_equal(rc->deny[1], "Spam.Example");
+    assert_int_equal(cfg.fed.history_size, 5000);
+
+    /* the loaded configuration compiles and routes */
+    struct fed_router *r = router_of(&cfg);
+    struct fed_route_result *res = calloc(1, sizeof *res);
+    assert_non_null(res);
+    assert_int_equal(route(r, "INVITE", "dns", "sip:VMR.alice@example.com", "partner.example", res),
+                     FED_ROUTE_OK);
+    assert_string_equal(res->targets[0].alias, "meet.alice@example.com");
+    assert_int_equal(res->targets[0].kind, FED_ZONE_KIND_LOCAL);
+    assert_int_equal(route(r, "INVITE", "local", "sip:+4420@partner.example", NULL, res),
+                     FED_ROUTE_OK);
+    assert_string_equal(res->targets[0].alias, "20@partner.example");
+    assert_int_equal(res->targets[0].kind, FED_ZONE_KIND_DNS);
+    assert_true(res->targets[0].fallback_hosts);
+    assert_int_equal(route(r, "INVITE", "local", "sip:+4420@static.example", NULL, res),
+                     FED_ROUTE_OK);
+    assert_int_equal(res->targets[0].kind, FED_ZONE_KIND_STATIC);
+    assert_true(res->targets[0].no_dns_fallback);
+    assert_int_equal(route(r, "INVITE", "local", "sip:+4420@spam.example", NULL, res),
+                     FED_ROUTE_REFUSED);
+    assert_int_equal(route(r, "MESSAGE", "local", "sip:bob@spam.example", NULL, res), FED_ROUTE_OK);
+    assert_string_equal(res->targets[0].zone, "legacy-gw");
+    assert_int_equal(res->targets[0].transport, FED_TP_UDP);
+    free(res);
+    fed_router_free(r);
+    cn_config_free(&cfg);
+    assert_null(cfg.fed.route.rules);
+    assert_null(cfg.fed.route.neighbours);
+    assert_null(cfg.fed.route.allow);
+}
+
+static void federation_errors_name_file_line_and_field(void **state)
+{
+    (void)state;
+    assert_single_error("fed_bad_regex.conf", "meet(.*@example", "search_rules[1].pattern",
+                        "not a POSIX extended regular expression");
+    assert_single_error("fed_wildcard_allow.conf", "*.partner", "federation.allow[1]",
+                        "exact domain names only: no wildcards or regular expressions");
+    assert_single_error("fed_both_lists.conf", "\"partner.example\"", "federation.deny[0]",
+                        "also in federation.allow[1]: a domain cannot be in both lists");
+    assert_single_error("fed_unknown_target.conf", "vsc", "search_rules[0].target",
+                        "unknown zone \"vsc\"");
+    assert_single_error("fed_duplicate_zone.conf", "VCS", "zones.neighbours[1].name",
+                        "duplicate of zones.neighbours[0]");
+}
+
+static void federation_key_errors_name_their_field(void **state)
+{
+    (void)state;
+    assert_cluster_error("zones: { neighbours = (\n  { name = \"gw\"; }\n); };\n", "\"gw\"",
+                         "zones.neighbours[0].peers", "required");
+    assert_cluster_error("zones: { neighbours = ( { name = \"gw\"; peers = [\n"
+                         "  \"192.0.2.1:5061\",\n  \"gw.example:99999\" ]; } ); };\n",
+                         "99999", "zones.neighbours[0].peers[1]", "port must be 1..65535");
+    assert_cluster_error("zones: { neighbours = ( { name = \"gw\"; peers = [ \"192.0.2.1\" ];\n"
+                         "  transport = \"tcp\"; } ); };\n",
+                         "transport", "zones.neighbours[0].transport", "must be \"tls\"");
+    assert_cluster_error("zones: { dns: {\n  security = \"tls\"; }; };\n", "security",
+                         "zones.dns.security",
+                         "must be one of \"tls-required\", \"tls-optional\", \"no-tls\"");
+    assert_cluster_error("zones: { dns: { security = \"no-tls\";\n"
+                         "  client_certificates = true; }; };\n",
+                         "client_certificates", "zones.dns.client_certificates", "needs TLS");
+    assert_cluster_error("zones: { static_routes = ( { domain = \"s.example\";\n"
+                         "  addresses = [ \"192.0.2.7\" ]; } ); };\n"
+                         "federation: { privacy = \"deny-list\"; deny = [\n  \"s.example\" ]; };\n",
+                         "  \"s.example\"", "federation.deny[0]", "has a static route");
+    assert_cluster_error("search_rules = ( { name = \"r\"; pattern_type = \"regex\";\n"
+                         "  pattern = \"(a)@x\"; behaviour = \"replace\";\n"
+                         "  replace = \"\\\\3@x\"; target = \"local\"; } );\n",
+                         "replace =", "search_rules[0].replace", "the pattern has 1 group");
+    assert_cluster_error("search_rules = ( { name = \"r\"; pattern_type = \"regex\";\n"
+                         "  pattern = \"(a*)*\\\\1\"; target = \"local\"; } );\n",
+                         "pattern =", "search_rules[0].pattern", "back-references");
+    assert_cluster_error("search_rules = ( { name = \"r\"; target = \"local\";\n"
+                         "  behavior = \"leave\"; } );\n",
+                         "behavior", "search_rules[0].behavior",
+                         "unknown key; did you mean 'behaviour'?");
+    assert_cluster_error("search_rules = ( { name = \"r\"; mode = \"any-alias\";\n"
+                         "  priority = 0; target = \"local\"; } );\n",
+                         "priority", "search_rules[0].priority", "must be 1..65534 (got 0)");
+    assert_cluster_error("search_rules = ( {\n  pattern = \"x\"; target = \"local\"; } );\n",
+                         "search_rules = (", "search_rules[0].name", "required");
+    assert_cluster_error("search_rules: {\n  name = \"r\"; };\n", "search_rules", "search_rules",
+                         "expected a list");
+    assert_cluster_error("federation: {\n  privacy = \"whitelist\"; };\n", "privacy",
+                         "federation.privacy",
+                         "must be one of \"allow-list\", \"deny-list\", \"off\"");
+    assert_cluster_error("federation: {\n  history_size = 0; };\n", "history_size",
+                         "federation.history_size", "must be 1..1000000 (got 0)");
+    assert_cluster_error("federation: {\n  allow = \"a.example\"; };\n", "allow",
+                         "federation.allow", "expected an array");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -863,6 +1082,10 @@ int main(void)
         cmocka_unit_test(cluster_srv_target_must_be_directly_in_the_srv_domain),
         cmocka_unit_test(cluster_nodes_need_unique_names_and_fqdns_and_every_field),
         cmocka_unit_test(cluster_sip_fqdn_must_be_one_of_the_nodes),
+        cmocka_unit_test(federation_defaults_federate_with_nobody),
+        cmocka_unit_test(federation_sections_set_every_key),
+        cmocka_unit_test(federation_errors_name_file_line_and_field),
+        cmocka_unit_test(federation_key_errors_name_their_field),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
