@@ -26,7 +26,18 @@ static inline void wr16(uint8_t *p, uint16_t v)
 uint32_t dpk_csum_add(uint32_t sum, const void *data, size_t len)
 {
     const uint8_t *p = data;
-    uint64_t s = 0;
+    uint64_t s = 0, s1 = 0, s2 = 0, s3 = 0;
+    while (len >= 32) { /* four independent sums: no carry chain between them */
+        uint64_t v[4];
+        memcpy(v, p, 32);
+        s += (v[0] & 0xffffffffu) + (v[0] >> 32);
+        s1 += (v[1] & 0xffffffffu) + (v[1] >> 32);
+        s2 += (v[2] & 0xffffffffu) + (v[2] >> 32);
+        s3 += (v[3] & 0xffffffffu) + (v[3] >> 32);
+        p += 32;
+        len -= 32;
+    }
+    s += s1 + s2 + s3;
     while (len >= 8) {
         uint64_t v;
         memcpy(&v, p, 8);
