@@ -61,22 +61,22 @@ int dpk_eal_args_build(const struct dpk_conf *c, const char *prog, const char *d
     struct builder b = {.out = out};
     if (!c->device[0]) {
         snprintf(err, errlen,
-                 "dpdk.device: no device given (a PCI address such as \"0000:03:00.0\", or a "
-                 "vdev such as \"net_af_packet0,iface=eth1\")");
+                 "dpdk.device: no device given (a PCI address such as 0000:03:00.0, or a "
+                 "vdev such as net_af_packet0,iface=eth1)");
         return -1;
     }
     if (c->hugepages == DPK_HUGE_ON && huge_free_mb < (long)c->memory_mb) {
         snprintf(err, errlen,
-                 "dpdk.hugepages: not enough memory: \"on\" needs dpdk.memory_mb = %u MB of free "
+                 "dpdk.hugepages: not enough memory: 'on' needs dpdk.memory_mb = %u MB of free "
                  "hugepages, the machine has %ld MB (reserve more, lower dpdk.memory_mb, or set "
-                 "dpdk.hugepages = \"auto\" or \"off\")",
+                 "dpdk.hugepages = 'auto' or 'off')",
                  c->memory_mb, huge_free_mb < 0 ? 0 : huge_free_mb);
         return -1;
     }
     if (c->exception == DPK_EXC_VIRTIO_USER && !vhost_net) {
         snprintf(err, errlen,
-                 "dpdk.exception: missing capability: \"virtio-user\" needs /dev/vhost-net, "
-                 "which this kernel does not have (set \"tap\" or \"auto\")");
+                 "dpdk.exception: missing capability: 'virtio-user' needs /dev/vhost-net, "
+                 "which this kernel does not have (set 'tap' or 'auto')");
         return -1;
     }
     out->no_huge = c->hugepages == DPK_HUGE_OFF ||

@@ -756,7 +756,7 @@ struct dpk_engine *dpk_engine_create(const struct dp_conf *conf, const char *med
     struct dpk_eal_args a;
     char prefix[96], ifname[IF_NAMESIZE + 8];
     if (strcmp(media_address, conf->listen) != 0) {
-        snprintf(err, errlen, "media.address: must be sip.listen (%s) with dataplane = \"dpdk\": "
+        snprintf(err, errlen, "media.address: must be sip.listen (%s) with dataplane = 'dpdk': "
                  "the node has one address, on dpdk.kernel_iface", conf->listen);
         return NULL;
     }
@@ -768,7 +768,7 @@ struct dpk_engine *dpk_engine_create(const struct dp_conf *conf, const char *med
     /* causes EAL would report vaguely */
     vdev_iface(d->device, ifname, sizeof ifname);
     if (!a.pci && ifname[0] && if_nametoindex(ifname) == 0) {
-        snprintf(err, errlen, "dpdk.device: no device: interface %s (in \"%s\") does not exist",
+        snprintf(err, errlen, "dpdk.device: no device: interface %s (in '%s') does not exist",
                  ifname, d->device);
         return NULL;
     }

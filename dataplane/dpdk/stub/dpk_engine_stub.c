@@ -14,9 +14,9 @@ struct dpk_engine *dpk_engine_create(const struct dp_conf *conf, const char *med
     (void)media_max;
     (void)h;
     snprintf(err, errlen,
-             "dataplane: missing capability: \"dpdk\" asked for, but this build has no DPDK "
+             "dataplane: missing capability: 'dpdk' asked for, but this build has no DPDK "
              "(install libdpdk-dev and rebuild with -DCONFNODE_DPDK=ON, or set dataplane = "
-             "\"sockets\")");
+             "'sockets')");
     return NULL;
 }
 
