@@ -16,8 +16,8 @@
  *       batches of 32 on a loopback UDP socket (kernel included, one thread).
  *
  * (c) and (d) run on a net_ring port whose TX ring is its RX ring, primed with 1024
- * RTP frames (128 in flight; 1024 for (c1)): every frame sent comes back as the next input, so the generator costs
- * nothing and the kernel is out of the measurement. No hugepages (--no-huge); EAL
+ * RTP frames (128 in flight; 1024 for (c1)): every frame sent comes back as the next input, so the
+ * generator costs nothing and the kernel is out of the measurement. No hugepages (--no-huge); EAL
  * runs on one lcore, CPU `cpu` (default 1); testpmd forwards on the same CPU.
  *
  *   dpdk_bench [seconds per figure] [cpu] [only]   (default 2 s, best of the 1 s slices)
@@ -168,8 +168,8 @@ static size_t make_frame(uint8_t *f, unsigned i, struct md_srtp **prot)
     size_t plen = RTP_HDR + PAYLOAD;
     if (prot)
         md_srtp_protect(prot[leg], rtp, &plen, 2048 - DPK_UDP4_HEADROOM);
-    struct dpk_udp_addrs a = {.family = 4, .src_port = 30000,
-                              .dst_port = (uint16_t)(PORT_MIN + 2 * leg)};
+    struct dpk_udp_addrs a = {
+        .family = 4, .src_port = 30000, .dst_port = (uint16_t)(PORT_MIN + 2 * leg)};
     memcpy(a.src_mac, peer_mac, 6);
     memcpy(a.dst_mac, our_mac, 6);
     inet_pton(AF_INET, "198.18.77.2", a.src_ip);
@@ -238,8 +238,8 @@ static double run_port(uint16_t port, double seconds, struct relay *r)
 
 static uint16_t ring_port(const char *name, struct md_srtp **prot, unsigned count)
 {
-    struct rte_ring *ring = rte_ring_create(name, 4096, (int)rte_socket_id(),
-                                            RING_F_SP_ENQ | RING_F_SC_DEQ);
+    struct rte_ring *ring =
+        rte_ring_create(name, 4096, (int)rte_socket_id(), RING_F_SP_ENQ | RING_F_SC_DEQ);
     if (!ring) {
         fprintf(stderr, "ring: %s\n", rte_strerror(rte_errno));
         exit(1);
@@ -405,9 +405,21 @@ int main(int argc, char **argv)
     char lcore[16], prefix[64];
     snprintf(lcore, sizeof lcore, "%d", cpu);
     snprintf(prefix, sizeof prefix, "cnb-%d", (int)getpid());
-    char *eal[] = {argv[0],  "-l",          lcore,     "--no-huge", "--no-shconf", "-m",
-                   "512",    "--file-prefix", prefix,  "--no-pci",  "--no-telemetry",
-                   "--vdev", "net_null0",   "--log-level=*:warning", NULL};
+    char *eal[] = {argv[0],
+                   "-l",
+                   lcore,
+                   "--no-huge",
+                   "--no-shconf",
+                   "-m",
+                   "512",
+                   "--file-prefix",
+                   prefix,
+                   "--no-pci",
+                   "--no-telemetry",
+                   "--vdev",
+                   "net_null0",
+                   "--log-level=*:warning",
+                   NULL};
     if (rte_eal_init((int)(sizeof eal / sizeof eal[0]) - 1, eal) < 0) {
         fprintf(stderr, "EAL: %s\n", rte_strerror(rte_errno));
         return 1;
@@ -468,7 +480,8 @@ int main(int argc, char **argv)
     double f = sockets_forward(secs);
 
     printf("dpdk_bench: one core (cpu %d), %.0f s per figure, best 1 s slice, packets/s, %u frames "
-           "in flight\n", cpu, secs, WARM);
+           "in flight\n",
+           cpu, secs, WARM);
     printf("(a) testpmd io, net_null            %12.0f\n", a);
     printf("(a2) testpmd io, net_ring (loop)    %12.0f   (moves pointers only)\n", a2);
     printf("(b) our rx->tx loop, net_null       %12.0f\n", b);
@@ -485,8 +498,10 @@ int main(int argc, char **argv)
            a > 0 ? c / a : 0, a > 0 && c / a >= 0.5 ? "met" : "NOT met");
     printf("     (c0)/(a):         %.2f (what TX checksum offload would leave)\n",
            a > 0 ? c0 / a : 0);
-    printf("goal (d)/(e) >= 0.80: %.2f %s\n", e > 0 ? d / e : 0, e > 0 && d / e >= 0.8 ? "met" : "NOT met");
-    printf("goal (c)/(f) >= 3.00: %.2f %s\n", f > 0 ? c / f : 0, f > 0 && c / f >= 3 ? "met" : "NOT met");
+    printf("goal (d)/(e) >= 0.80: %.2f %s\n", e > 0 ? d / e : 0,
+           e > 0 && d / e >= 0.8 ? "met" : "NOT met");
+    printf("goal (c)/(f) >= 3.00: %.2f %s\n", f > 0 ? c / f : 0,
+           f > 0 && c / f >= 3 ? "met" : "NOT met");
     for (int i = 0; i < N_LEGS; i++) {
         md_srtp_free(prot[i]);
         md_srtp_free(rs.legs[i].in);

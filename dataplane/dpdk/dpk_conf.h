@@ -30,21 +30,21 @@ typedef enum {
 } dpk_poll_t;
 
 struct dpk_conf {
-    char device[256];      /* the data port: PCI address ("0000:03:00.0") or a vdev
-                            * ("net_af_packet0,iface=eth1,qpairs=2") */
-    char lcores[64];       /* EAL -l for EAL's own lcore(s); workers register as lcores */
-    uint32_t memory_mb;    /* EAL -m */
-    int hugepages;         /* dpk_huge_t */
-    char file_prefix[64];  /* EAL --file-prefix; "" = "confnode-<node.name>" */
-    int exception;         /* dpk_exception_t */
-    char kernel_iface[16]; /* name of the kernel side of the exception path */
-    uint32_t prefix_len;   /* sip.listen/prefix_len goes on the kernel interface */
-    char gateway[64];      /* default route via this address; "" = none */
-    uint32_t mbufs;        /* mbufs in the pool (all ports and workers) */
+    char device[256];          /* the data port: PCI address ("0000:03:00.0") or a vdev
+                                * ("net_af_packet0,iface=eth1,qpairs=2") */
+    char lcores[64];           /* EAL -l for EAL's own lcore(s); workers register as lcores */
+    uint32_t memory_mb;        /* EAL -m */
+    int hugepages;             /* dpk_huge_t */
+    char file_prefix[64];      /* EAL --file-prefix; "" = "confnode-<node.name>" */
+    int exception;             /* dpk_exception_t */
+    char kernel_iface[16];     /* name of the kernel side of the exception path */
+    uint32_t prefix_len;       /* sip.listen/prefix_len goes on the kernel interface */
+    char gateway[64];          /* default route via this address; "" = none */
+    uint32_t mbufs;            /* mbufs in the pool (all ports and workers) */
     uint32_t rx_desc, tx_desc; /* descriptors per queue */
-    uint32_t burst;        /* packets per rx/tx burst */
-    int poll;              /* dpk_poll_t */
-    char eal_args[512];    /* more EAL arguments, space-separated, appended last */
+    uint32_t burst;            /* packets per rx/tx burst */
+    int poll;                  /* dpk_poll_t */
+    char eal_args[512];        /* more EAL arguments, space-separated, appended last */
 };
 
 #endif

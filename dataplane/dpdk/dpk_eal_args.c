@@ -81,9 +81,10 @@ int dpk_eal_args_build(const struct dpk_conf *c, const char *prog, const char *d
     }
     out->no_huge = c->hugepages == DPK_HUGE_OFF ||
                    (c->hugepages == DPK_HUGE_AUTO && huge_free_mb < (long)c->memory_mb);
-    out->exception = c->exception == DPK_EXC_VIRTIO_USER || (c->exception == DPK_EXC_AUTO && vhost_net)
-                         ? DPK_EXC_VIRTIO_USER
-                         : DPK_EXC_TAP;
+    out->exception =
+        c->exception == DPK_EXC_VIRTIO_USER || (c->exception == DPK_EXC_AUTO && vhost_net)
+            ? DPK_EXC_VIRTIO_USER
+            : DPK_EXC_TAP;
     out->exc_name = out->exception == DPK_EXC_TAP ? DPK_EXC_TAP_NAME : DPK_EXC_VIRTIO_NAME;
     out->pci = dpk_is_pci_address(c->device);
     size_t nl = strcspn(c->device, ",");

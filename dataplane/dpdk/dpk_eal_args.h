@@ -26,11 +26,11 @@ struct dpk_eal_args {
     int argc;
     char *argv[DPK_EAL_MAX_ARGS + 1]; /* NULL-terminated; point into buf */
     char buf[2048];
-    bool no_huge;          /* --no-huge was chosen */
-    int exception;         /* DPK_EXC_TAP or DPK_EXC_VIRTIO_USER: what was chosen */
-    const char *exc_name;  /* the exception port's device name */
-    bool pci;              /* the data port is a PCI device */
-    char data_name[128];   /* the data port's device name (vdev name or PCI address) */
+    bool no_huge;         /* --no-huge was chosen */
+    int exception;        /* DPK_EXC_TAP or DPK_EXC_VIRTIO_USER: what was chosen */
+    const char *exc_name; /* the exception port's device name */
+    bool pci;             /* the data port is a PCI device */
+    char data_name[128];  /* the data port's device name (vdev name or PCI address) */
 };
 
 /* True when s looks like a PCI address: [DDDD:]BB:DD.F in hex. */

@@ -36,20 +36,20 @@ struct dpk_engine;
 
 /* Per-worker counters: written by that worker, read by anyone (relaxed). */
 struct dpk_stats {
-    _Atomic uint64_t rx_data;        /* frames polled from the data port */
-    _Atomic uint64_t tx_data;        /* frames the data port took */
-    _Atomic uint64_t rx_exception;   /* frames the kernel sent (exception port RX) */
-    _Atomic uint64_t tx_exception;   /* frames handed to the kernel (exception port TX) */
-    _Atomic uint64_t steered_out;    /* handed to another worker's ring */
-    _Atomic uint64_t steered_in;     /* taken from this worker's ring */
-    _Atomic uint64_t sip_udp;        /* SIP datagrams handed up */
-    _Atomic uint64_t media_fast;     /* media datagrams handed to dp_media directly */
-    _Atomic uint64_t media_tx;       /* media datagrams sent on the data port */
-    _Atomic uint64_t media_kernel;   /* media datagrams sent through the kernel */
-    _Atomic uint64_t neigh_miss;     /* datagrams sent through the kernel: MAC unknown */
-    _Atomic uint64_t drop_class;     /* malformed, looped back, not for our MAC */
-    _Atomic uint64_t drop_ring;      /* a steering or relay ring was full */
-    _Atomic uint64_t drop_tx;        /* a port did not take a frame */
+    _Atomic uint64_t rx_data;      /* frames polled from the data port */
+    _Atomic uint64_t tx_data;      /* frames the data port took */
+    _Atomic uint64_t rx_exception; /* frames the kernel sent (exception port RX) */
+    _Atomic uint64_t tx_exception; /* frames handed to the kernel (exception port TX) */
+    _Atomic uint64_t steered_out;  /* handed to another worker's ring */
+    _Atomic uint64_t steered_in;   /* taken from this worker's ring */
+    _Atomic uint64_t sip_udp;      /* SIP datagrams handed up */
+    _Atomic uint64_t media_fast;   /* media datagrams handed to dp_media directly */
+    _Atomic uint64_t media_tx;     /* media datagrams sent on the data port */
+    _Atomic uint64_t media_kernel; /* media datagrams sent through the kernel */
+    _Atomic uint64_t neigh_miss;   /* datagrams sent through the kernel: MAC unknown */
+    _Atomic uint64_t drop_class;   /* malformed, looped back, not for our MAC */
+    _Atomic uint64_t drop_ring;    /* a steering or relay ring was full */
+    _Atomic uint64_t drop_tx;      /* a port did not take a frame */
 };
 
 /* Per-port counters (rte_eth_stats), read by the control thread. */

@@ -27,7 +27,10 @@ static uint64_t ld(const _Atomic uint64_t *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-#define W(field, help) {#field, help, offsetof(struct dpk_stats, field)}
+#define W(field, help)                                                                             \
+    {                                                                                              \
+#field, help, offsetof(struct dpk_stats, field)                                            \
+    }
 static const struct {
     const char *name, *help;
     size_t off;
@@ -94,8 +97,9 @@ size_t dpk_engine_metrics(const struct dpk_engine *e, char *buf, size_t cap)
             worker_fields[f].name, worker_fields[f].help, worker_fields[f].name);
         const struct dpk_stats *s;
         for (unsigned w = 0; (s = dpk_engine_stats(e, w)) != NULL; w++)
-            put(&o, "confnode_dpdk_%s_total{worker=\"%u\"} %" PRIu64 "\n", worker_fields[f].name,
-                w, ld((const _Atomic uint64_t *)(const void *)((const char *)s + worker_fields[f].off)));
+            put(&o, "confnode_dpdk_%s_total{worker=\"%u\"} %" PRIu64 "\n", worker_fields[f].name, w,
+                ld((const _Atomic uint64_t *)(const void *)((const char *)s +
+                                                            worker_fields[f].off)));
     }
     return o.len;
 }

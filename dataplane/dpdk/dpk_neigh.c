@@ -24,8 +24,8 @@ void dpk_neigh_init(struct dpk_neigh *t, uint32_t ttl_ms)
     t->ttl_ms = ttl_ms;
 }
 
-void dpk_neigh_learn(struct dpk_neigh *t, uint8_t family, const uint8_t *ip,
-                     const uint8_t mac[6], uint64_t now_ms)
+void dpk_neigh_learn(struct dpk_neigh *t, uint8_t family, const uint8_t *ip, const uint8_t mac[6],
+                     uint64_t now_ms)
 {
     if (family != 4 && family != 6)
         return;
@@ -47,8 +47,8 @@ void dpk_neigh_learn(struct dpk_neigh *t, uint8_t family, const uint8_t *ip,
     victim->seen_ms = now_ms;
 }
 
-bool dpk_neigh_lookup(const struct dpk_neigh *t, uint8_t family, const uint8_t *ip,
-                      uint64_t now_ms, uint8_t mac[6])
+bool dpk_neigh_lookup(const struct dpk_neigh *t, uint8_t family, const uint8_t *ip, uint64_t now_ms,
+                      uint8_t mac[6])
 {
     if (family != 4 && family != 6)
         return false;

@@ -22,7 +22,7 @@
 #define DPK_NEIGH_PROBE 8
 
 struct dpk_neigh_entry {
-    uint8_t family;  /* 0 = free, 4, 6 */
+    uint8_t family; /* 0 = free, 4, 6 */
     uint8_t mac[6];
     uint8_t ip[16];
     uint64_t seen_ms;
@@ -37,12 +37,12 @@ struct dpk_neigh {
 void dpk_neigh_init(struct dpk_neigh *t, uint32_t ttl_ms);
 
 /* Records that `ip` (4 or 16 bytes by family) was last seen behind `mac`. */
-void dpk_neigh_learn(struct dpk_neigh *t, uint8_t family, const uint8_t *ip,
-                     const uint8_t mac[6], uint64_t now_ms);
+void dpk_neigh_learn(struct dpk_neigh *t, uint8_t family, const uint8_t *ip, const uint8_t mac[6],
+                     uint64_t now_ms);
 
 /* Copies the MAC for ip into mac and returns true, or returns false on a miss
  * (unknown or expired). */
-bool dpk_neigh_lookup(const struct dpk_neigh *t, uint8_t family, const uint8_t *ip,
-                      uint64_t now_ms, uint8_t mac[6]);
+bool dpk_neigh_lookup(const struct dpk_neigh *t, uint8_t family, const uint8_t *ip, uint64_t now_ms,
+                      uint8_t mac[6]);
 
 #endif

@@ -42,14 +42,14 @@ typedef enum {
 
 /* What classification needs. Read-only once the lcores run; each lcore has a copy. */
 struct dpk_steer {
-    uint8_t mac[6];       /* the data port's MAC (also the kernel interface's) */
+    uint8_t mac[6]; /* the data port's MAC (also the kernel interface's) */
     bool has_ip4, has_ip6;
-    uint8_t ip4[4];       /* our IPv4 address, network order */
-    uint8_t ip6[16];      /* our IPv6 address */
-    uint16_t sip_port;    /* UDP SIP port, host order; 0 = no SIP over UDP */
-    uint16_t media_min;   /* media port range, host order, inclusive; base of the */
-    uint16_t media_max;   /* port partition (media.port_min) */
-    unsigned workers;     /* 1.. */
+    uint8_t ip4[4];     /* our IPv4 address, network order */
+    uint8_t ip6[16];    /* our IPv6 address */
+    uint16_t sip_port;  /* UDP SIP port, host order; 0 = no SIP over UDP */
+    uint16_t media_min; /* media port range, host order, inclusive; base of the */
+    uint16_t media_max; /* port partition (media.port_min) */
+    unsigned workers;   /* 1.. */
 };
 
 /* Where the fields of a parsed UDP frame are. Addresses are copied, network order. */
@@ -81,11 +81,11 @@ uint16_t dpk_csum_fold(uint32_t sum);
 
 /* Addresses and ports of a UDP datagram we send. */
 struct dpk_udp_addrs {
-    uint8_t family;             /* 4 or 6 */
+    uint8_t family; /* 4 or 6 */
     uint8_t src_mac[6], dst_mac[6];
     uint8_t src_ip[16], dst_ip[16]; /* network order; IPv4 in the first 4 bytes */
     uint16_t src_port, dst_port;    /* host order */
-    uint8_t tos;                /* IPv4 TOS / IPv6 traffic class (DSCP << 2) */
+    uint8_t tos;                    /* IPv4 TOS / IPv6 traffic class (DSCP << 2) */
 };
 
 /* Writes the Ethernet, IP and UDP headers in front of a payload: `frame` has room

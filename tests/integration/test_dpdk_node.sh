@@ -48,7 +48,8 @@ trap 'rc=$?; for p in "${IT_PIDS[@]}"; do it_kill "$p" 3; done; IT_PIDS=(); dpdk
       (exit $rc); it_cleanup' EXIT
 
 "$CONFNODE" version >/dev/null || it_fail "confnode does not run"
-if ! grep -q 'CONFNODE_DPDK:BOOL=ON' "$IT_BUILD/CMakeCache.txt" 2>/dev/null; then
+if ! grep -q 'CONFNODE_DPDK:BOOL=ON' "$IT_BUILD/CMakeCache.txt" 2>/dev/null ||
+    ! grep -q '^DPDK_FOUND:INTERNAL=1' "$IT_BUILD/CMakeCache.txt"; then
     it_fail "this build has no DPDK backend (install libdpdk-dev: deploy/bootstrap.sh, then" \
         "reconfigure with -DCONFNODE_DPDK=ON)"
 fi

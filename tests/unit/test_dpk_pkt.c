@@ -37,8 +37,8 @@ static struct dpk_steer steer(unsigned workers)
 }
 
 /* A UDP frame from the peer to us, built with dpk_udp_headers. */
-static size_t udp_frame(uint8_t *f, uint8_t family, const char *src, uint16_t sport,
-                        uint16_t dport, size_t payload_len)
+static size_t udp_frame(uint8_t *f, uint8_t family, const char *src, uint16_t sport, uint16_t dport,
+                        size_t payload_len)
 {
     struct dpk_udp_addrs a = {.family = family, .src_port = sport, .dst_port = dport};
     memcpy(a.src_mac, peer_mac, 6);
@@ -197,8 +197,8 @@ static void truncated_and_lying_headers_are_dropped_within_bounds(void **state)
     struct dpk_steer s = steer(2);
     size_t n = udp_frame(f, 4, "198.18.77.2", 30000, 40000, 30);
     long page = sysconf(_SC_PAGESIZE);
-    uint8_t *map = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    uint8_t *map =
+        mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     assert_true(map != MAP_FAILED);
     assert_int_equal(mprotect(map + page, (size_t)page, PROT_NONE), 0);
     /* every prefix, placed against a PROT_NONE page: never read past len */

@@ -35,7 +35,7 @@
 #define MAX_BURST 64
 #define STEER_RING 4096
 #define RELAY_RING 4096
-#define IDLE_POLLS 256     /* empty polls before the adaptive loop sleeps */
+#define IDLE_POLLS 256 /* empty polls before the adaptive loop sleeps */
 #define NEIGH_TTL_MS 60000
 #define MBUF_CACHE 256
 
@@ -57,18 +57,18 @@ struct txbuf {
 struct __attribute__((aligned(64))) dpk_lcore {
     struct dpk_engine *e;
     unsigned id;
-    void *inner;             /* the upper layer's per-worker context */
+    void *inner; /* the upper layer's per-worker context */
     struct dp_worker *w;
     struct dp_media *media;
-    bool media_fast;         /* dp_media sends and receives through dpk_pktio */
-    bool registered;         /* rte_thread_register() succeeded */
-    struct dpk_steer steer;  /* a private copy */
+    bool media_fast;        /* dp_media sends and receives through dpk_pktio */
+    bool registered;        /* rte_thread_register() succeeded */
+    struct dpk_steer steer; /* a private copy */
     struct dpk_neigh *neigh;
-    uint32_t *ports;         /* media port - media_min -> value + 1; 0 = not open */
+    uint32_t *ports; /* media port - media_min -> value + 1; 0 = not open */
     uint8_t *port_tos;
-    struct rte_mbuf *slot;   /* tx_slot() handed out, not committed yet */
+    struct rte_mbuf *slot; /* tx_slot() handed out, not committed yet */
     struct txbuf tx_data, tx_exc;
-    int raw4;                /* raw UDP socket for neighbour misses */
+    int raw4; /* raw UDP socket for neighbour misses */
     unsigned idle;
     uint64_t now;
     struct dpk_pktio pktio;
@@ -406,8 +406,8 @@ static unsigned poll_once(struct dpk_lcore *l)
     struct dpk_engine *e = l->e;
     struct rte_mbuf *pk[MAX_BURST];
     unsigned work = 0, n;
-    if (l->id < e->data.nrxq && (n = rte_eth_rx_burst(e->data.id, (uint16_t)l->id, pk,
-                                                      (uint16_t)e->burst)) > 0) {
+    if (l->id < e->data.nrxq &&
+        (n = rte_eth_rx_burst(e->data.id, (uint16_t)l->id, pk, (uint16_t)e->burst)) > 0) {
         rx_data(l, pk, n);
         work += n;
     }
@@ -436,8 +436,10 @@ static void *w_start(struct dp_worker *w, void *arg)
     l->now = 0;
     l->registered = rte_thread_register() == 0;
     if (!l->registered)
-        cn_log(CN_LOG_WARN, "dpdk_lcore", "worker=%u reason=\"rte_thread_register: %s\" "
-               "effect=\"no mbuf cache for this worker\"", l->id, rte_strerror(rte_errno));
+        cn_log(CN_LOG_WARN, "dpdk_lcore",
+               "worker=%u reason=\"rte_thread_register: %s\" "
+               "effect=\"no mbuf cache for this worker\"",
+               l->id, rte_strerror(rte_errno));
     l->inner = e->inner.start ? e->inner.start(w, e->inner.arg) : NULL;
     l->media = dp_worker_media(w);
     if (dp_media_set_pktio && dp_media_input && l->media &&
@@ -449,8 +451,7 @@ static void *w_start(struct dp_worker *w, void *arg)
     return l;
 }
 
-static void w_message(void *ctx, const char *buf, size_t len, const cn_peer_t *from,
-                      uint64_t now)
+static void w_message(void *ctx, const char *buf, size_t len, const cn_peer_t *from, uint64_t now)
 {
     struct dpk_lcore *l = ctx;
     l->e->inner.message(l->inner, buf, len, from, now);
@@ -547,9 +548,9 @@ static int eal_start(struct dpk_engine *e, const struct dpk_eal_args *a, char *e
         pthread_setaffinity_np(pthread_self(), sizeof saved, &saved);
     if (rc < 0) {
         int en = rte_errno;
-        const char *why = en == ENOMEM   ? "not enough memory (dpdk.memory_mb, dpdk.hugepages)"
-                          : en == EACCES ? "permission denied (DPDK needs root or CAP_SYS_ADMIN, "
-                                           "CAP_NET_ADMIN, CAP_NET_RAW, CAP_IPC_LOCK)"
+        const char *why = en == ENOMEM     ? "not enough memory (dpdk.memory_mb, dpdk.hugepages)"
+                          : en == EACCES   ? "permission denied (DPDK needs root or CAP_SYS_ADMIN, "
+                                             "CAP_NET_ADMIN, CAP_NET_RAW, CAP_IPC_LOCK)"
                           : en == EALREADY ? "EAL already started in this process"
                           : en == EBUSY    ? "device in use: another DPDK process holds it or "
                                              "the same dpdk.file_prefix"
@@ -586,23 +587,25 @@ static int port_setup(struct dpk_engine *e, struct dpk_port *p, const char *fiel
     memset(&pc, 0, sizeof pc);
     if (p->nrxq > 1 && (info.flow_type_rss_offloads & RTE_ETH_RSS_UDP)) {
         pc.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
-        pc.rx_adv_conf.rss_conf.rss_hf = info.flow_type_rss_offloads &
-                                         (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP | RTE_ETH_RSS_TCP);
+        pc.rx_adv_conf.rss_conf.rss_hf =
+            info.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP | RTE_ETH_RSS_TCP);
     }
     rc = rte_eth_dev_configure(p->id, (uint16_t)p->nrxq, (uint16_t)p->ntxq, &pc);
     if (rc != 0) {
-        snprintf(err, errlen, "%s: missing capability: %s refused %u RX / %u TX queues: %s",
-                 field, info.driver_name, p->nrxq, p->ntxq, rte_strerror(-rc));
+        snprintf(err, errlen, "%s: missing capability: %s refused %u RX / %u TX queues: %s", field,
+                 info.driver_name, p->nrxq, p->ntxq, rte_strerror(-rc));
         return -1;
     }
     uint16_t rxd = (uint16_t)e->conf->dpdk.rx_desc, txd = (uint16_t)e->conf->dpdk.tx_desc;
     rte_eth_dev_adjust_nb_rx_tx_desc(p->id, &rxd, &txd);
     int sock = rte_eth_dev_socket_id(p->id);
     for (unsigned q = 0; q < p->nrxq; q++)
-        if ((rc = rte_eth_rx_queue_setup(p->id, (uint16_t)q, rxd, (unsigned)sock, NULL,
-                                         e->pool)) != 0) {
-            snprintf(err, errlen, "%s: RX queue %u: %s (not enough memory? dpdk.mbufs, "
-                     "dpdk.rx_desc)", field, q, rte_strerror(-rc));
+        if ((rc = rte_eth_rx_queue_setup(p->id, (uint16_t)q, rxd, (unsigned)sock, NULL, e->pool)) !=
+            0) {
+            snprintf(err, errlen,
+                     "%s: RX queue %u: %s (not enough memory? dpdk.mbufs, "
+                     "dpdk.rx_desc)",
+                     field, q, rte_strerror(-rc));
             return -1;
         }
     for (unsigned q = 0; q < p->ntxq; q++)
@@ -658,8 +661,10 @@ static int kernel_iface_setup(const struct dp_conf *c, char *err, size_t errlen)
     struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
     sin->sin_family = AF_INET;
     if (inet_pton(AF_INET, c->listen, &sin->sin_addr) != 1) {
-        snprintf(err, errlen, "sip.listen: missing capability: the DPDK backend takes an IPv4 "
-                 "address here (got %s)", c->listen);
+        snprintf(err, errlen,
+                 "sip.listen: missing capability: the DPDK backend takes an IPv4 "
+                 "address here (got %s)",
+                 c->listen);
         goto out;
     }
     if (ioctl(fd, SIOCSIFADDR, &ifr) != 0 && errno != EEXIST) {
@@ -756,8 +761,10 @@ struct dpk_engine *dpk_engine_create(const struct dp_conf *conf, const char *med
     struct dpk_eal_args a;
     char prefix[96], ifname[IF_NAMESIZE + 8];
     if (strcmp(media_address, conf->listen) != 0) {
-        snprintf(err, errlen, "media.address: must be sip.listen (%s) with dataplane = 'dpdk': "
-                 "the node has one address, on dpdk.kernel_iface", conf->listen);
+        snprintf(err, errlen,
+                 "media.address: must be sip.listen (%s) with dataplane = 'dpdk': "
+                 "the node has one address, on dpdk.kernel_iface",
+                 conf->listen);
         return NULL;
     }
     snprintf(prefix, sizeof prefix, "confnode-%d", (int)getpid());
@@ -773,13 +780,15 @@ struct dpk_engine *dpk_engine_create(const struct dp_conf *conf, const char *med
         return NULL;
     }
     if (if_nametoindex(d->kernel_iface) != 0) {
-        snprintf(err, errlen, "dpdk.kernel_iface: device in use: a kernel interface named %s "
+        snprintf(err, errlen,
+                 "dpdk.kernel_iface: device in use: a kernel interface named %s "
                  "already exists (another node, or a leftover: ip link del %s)",
                  d->kernel_iface, d->kernel_iface);
         return NULL;
     }
     if (a.exception == DPK_EXC_TAP && stat("/dev/net/tun", &sb) != 0) {
-        snprintf(err, errlen, "dpdk.exception: missing capability: the TAP exception path needs "
+        snprintf(err, errlen,
+                 "dpdk.exception: missing capability: the TAP exception path needs "
                  "/dev/net/tun");
         return NULL;
     }
@@ -802,24 +811,25 @@ struct dpk_engine *dpk_engine_create(const struct dp_conf *conf, const char *med
            a.no_huge ? "no-huge" : "hugepages", d->memory_mb,
            a.exception == DPK_EXC_TAP ? "tap" : "virtio-user", d->device);
     if (find_port(a.data_name, &e->data.id) != 0) {
-        snprintf(err, errlen,
-                 "dpdk.device: no device: %s was not probed (%s)", a.data_name,
+        snprintf(err, errlen, "dpdk.device: no device: %s was not probed (%s)", a.data_name,
                  a.pci ? "not bound to vfio-pci/uio_pci_generic, or in use by a kernel driver"
                        : "unknown driver or bad arguments: see the EAL lines above");
         goto fail;
     }
     if (find_port(a.exc_name, &e->exc.id) != 0) {
-        snprintf(err, errlen, "dpdk.exception: the %s exception port could not be created "
-                 "(dpdk.kernel_iface = %s)", a.exception == DPK_EXC_TAP ? "TAP" : "virtio-user",
-                 d->kernel_iface);
+        snprintf(err, errlen,
+                 "dpdk.exception: the %s exception port could not be created "
+                 "(dpdk.kernel_iface = %s)",
+                 a.exception == DPK_EXC_TAP ? "TAP" : "virtio-user", d->kernel_iface);
         goto fail;
     }
     e->pool = rte_pktmbuf_pool_create("cn_mbufs", d->mbufs, MBUF_CACHE, 0,
                                       RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
     if (!e->pool) {
-        snprintf(err, errlen, "dpdk.mbufs: not enough memory for %u mbufs (~%u MB) in "
-                 "dpdk.memory_mb = %u: %s", d->mbufs,
-                 (unsigned)((uint64_t)d->mbufs * (RTE_MBUF_DEFAULT_BUF_SIZE + 192) >> 20),
+        snprintf(err, errlen,
+                 "dpdk.mbufs: not enough memory for %u mbufs (~%u MB) in "
+                 "dpdk.memory_mb = %u: %s",
+                 d->mbufs, (unsigned)((uint64_t)d->mbufs * (RTE_MBUF_DEFAULT_BUF_SIZE + 192) >> 20),
                  d->memory_mb, rte_strerror(rte_errno));
         goto fail;
     }
@@ -831,8 +841,10 @@ struct dpk_engine *dpk_engine_create(const struct dp_conf *conf, const char *med
     struct rte_ether_addr mac;
     if (rte_eth_macaddr_get(e->data.id, &mac) != 0 ||
         rte_eth_dev_default_mac_addr_set(e->exc.id, &mac) != 0) {
-        snprintf(err, errlen, "dpdk.exception: missing capability: cannot give %s the data "
-                 "port's MAC", d->kernel_iface);
+        snprintf(err, errlen,
+                 "dpdk.exception: missing capability: cannot give %s the data "
+                 "port's MAC",
+                 d->kernel_iface);
         goto fail;
     }
     if (port_start(&e->data, "dpdk.device", err, errlen) != 0 ||
@@ -885,8 +897,8 @@ struct dpk_engine *dpk_engine_create(const struct dp_conf *conf, const char *med
            "data=%s rxq=%u txq=%u exception=%s kernel_iface=%s rxq=%u txq=%u "
            "mac=%02x:%02x:%02x:%02x:%02x:%02x address=%s/%u",
            a.data_name, e->data.nrxq, e->data.ntxq, a.exc_name, d->kernel_iface, e->exc.nrxq,
-           e->exc.ntxq, mac.addr_bytes[0], mac.addr_bytes[1], mac.addr_bytes[2],
-           mac.addr_bytes[3], mac.addr_bytes[4], mac.addr_bytes[5], conf->listen, d->prefix_len);
+           e->exc.ntxq, mac.addr_bytes[0], mac.addr_bytes[1], mac.addr_bytes[2], mac.addr_bytes[3],
+           mac.addr_bytes[4], mac.addr_bytes[5], conf->listen, d->prefix_len);
 
     *h = (dp_handler_t){.start = w_start,
                         .message = w_message,
@@ -931,4 +943,7 @@ int dpk_engine_port_stats(const struct dpk_engine *e, int which, struct dpk_port
     return 0;
 }
 
-int dpk_available(void) { return 1; }
+int dpk_available(void)
+{
+    return 1;
+}

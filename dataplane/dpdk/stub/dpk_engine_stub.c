@@ -20,7 +20,10 @@ struct dpk_engine *dpk_engine_create(const struct dp_conf *conf, const char *med
     return NULL;
 }
 
-void dpk_engine_free(struct dpk_engine *e) { (void)e; }
+void dpk_engine_free(struct dpk_engine *e)
+{
+    (void)e;
+}
 
 const struct dpk_stats *dpk_engine_stats(const struct dpk_engine *e, unsigned worker)
 {
@@ -37,4 +40,7 @@ int dpk_engine_port_stats(const struct dpk_engine *e, int which, struct dpk_port
     return -1;
 }
 
-int dpk_available(void) { return 0; }
+int dpk_available(void)
+{
+    return 0;
+}
