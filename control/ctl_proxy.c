@@ -694,6 +694,7 @@ ctl_proxy_status_t ctl_proxy_forward(struct ctl_worker *cw, struct ctl_txn *st, 
     if (!opts)
         opts = &none;
     sip_method_t meth = sip_msg_method(m);
+    bool made_here = !st;
     if (meth == SIP_METHOD_ACK) {
         if (n > 0)
             forward_ack(cw, m, &targets[0],
@@ -792,7 +793,7 @@ ctl_proxy_status_t ctl_proxy_forward(struct ctl_worker *cw, struct ctl_txn *st, 
         finish(cw, p);
         return CTL_PROXY_ANSWERED;
     }
-    if (meth == SIP_METHOD_INVITE)
+    if (meth == SIP_METHOD_INVITE && made_here)
         answer(cw, p, 100, NULL);
     return px_advance(cw, p) ? CTL_PROXY_FORWARDED : CTL_PROXY_ANSWERED;
 }

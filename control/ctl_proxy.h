@@ -138,9 +138,10 @@ typedef enum {
 /* Forwards request m (taken: the proxy frees it) received from `from` to targets
  * [0..n), in order, until one gives a final response other than 503. `st` is the
  * request's server transaction when the caller already has one (it becomes
- * proxied; its peer is where responses go), else NULL and one is made here (a
- * retransmission of a request already proxied is absorbed). An INVITE is answered
- * 100 Trying upstream at once. Max-Forwards 0 is answered 483; when absent, 70 is
+ * proxied; its peer is where responses go; what it answered so far, a 100 Trying
+ * say, is the caller's business), else NULL and one is made here (a retransmission
+ * of a request already proxied is absorbed) and an INVITE is answered 100 Trying
+ * upstream at once. Max-Forwards 0 is answered 483; when absent, 70 is
  * sent. Route values at the top naming this node are removed. An ACK is forwarded
  * statelessly to the first target. `targets` and `opts` are copied; `from` may be
  * NULL only when st is given. */
