@@ -431,8 +431,7 @@ cl_cert_make() {
     local conf=$1 p=$CL_STATE/pki gen ext
     gen=$((${CL_CERT_GEN:-0} + 1))
     "$CL_CONFNODE" csr -c "$conf" --key "$p/cluster.key" --out "$p/cluster-$gen.csr" \
-        --key-type ec >>"$p/openssl.log" 2>&1 ||
-        cl_die "confnode csr failed: $(tail -n 3 "$p/openssl.log")"
+        --key-type ec >"$p/csr.log" 2>&1 || cl_die "confnode csr failed: $(tail -n 3 "$p/csr.log")"
     ext=$p/leaf.ext
     printf 'basicConstraints=critical,CA:FALSE\n' >"$ext"
     openssl x509 -req -in "$p/cluster-$gen.csr" -CA "$p/ca.crt" -CAkey "$p/ca.key" \
@@ -792,15 +791,22 @@ cl_test_cleanup() {
     it_cleanup
 }
 
-# cl_test_check_logs: fails when a node's log shows a sanitizer report or a crash.
-cl_test_check_logs() {
-    local n
-    for n in $CL_NODES; do
-        if grep -qE 'Sanitizer|runtime error:|core dumped|Segmentation fault' \
-            "$CL_STATE/$n/node.log"; then
-            grep -nE -m 5 'Sanitizer|runtime error:' "$CL_STATE/$n/node.log" >&2
-            it_fail "$n's log shows a sanitizer report or a crash"
+# cl_test_finish [NODE...]: stops the nodes (default all) with SIGTERM; each must log
+# a clean stop and no sanitizer report or crash (under ASan, leaks show at exit).
+cl_test_finish() {
+    local n log nodes=("$@")
+    [[ $# -gt 0 ]] || read -ra nodes <<<"$CL_NODES"
+    for n in "${nodes[@]}"; do
+        cl_pid "$n" >/dev/null || it_fail "$n is not running at the end of the test"
+        cl_stop "$n" TERM 15
+    done
+    for n in "${nodes[@]}"; do
+        log=$CL_STATE/$n/node.log
+        if grep -qE 'Sanitizer|runtime error:|core dumped|Segmentation fault' "$log"; then
+            grep -nE -m 5 'Sanitizer|runtime error:|SUMMARY' "$log" >&2
+            it_fail "$n's log shows a sanitizer report or a crash ($log)"
         fi
+        grep -q "event=stopped node=$n" "$log" || it_fail "$n did not stop cleanly on SIGTERM ($log)"
     done
 }
 

@@ -66,6 +66,7 @@ CL_DNSMASQ=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
 [[ -x "$CL_DNSMASQ" ]] || cl_die "dnsmasq is not installed (Debian package dnsmasq-base)"
 [[ -x "$confnode" ]] || cl_die "$confnode is not built (cmake --build build, or --confnode PATH)"
 confnode=$(realpath "$confnode")
+"$confnode" version 2>/dev/null | grep -q '^confnode ' || cl_die "$confnode is not a confnode binary"
 
 # ---------------------------------------------------------------------------- the state
 
@@ -86,6 +87,7 @@ if [[ -e "$state/cluster.env" ]]; then
     cl_log "$CL_STATE holds an incomplete or different cluster: removing it first"
     cl_teardown
     rm -rf -- "${CL_STATE:?}"/*
+    unset CL_CERT_GEN
 elif [[ -e "$state" && -n "$(ls -A "$state" 2>/dev/null)" ]]; then
     cl_die "$state exists and is not a cluster state directory (no cluster.env): choose another -d"
 fi

@@ -88,4 +88,4 @@ it_sipp_expect_all "$CL_HELD_NAME" 1
 for k in 1 2 3; do
     cl_call_stop "${held[k]}"
 done
-cl_test_check_logs
+cl_test_finish

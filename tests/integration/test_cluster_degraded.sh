@@ -67,4 +67,4 @@ for n in $CL_NODES; do
 done
 it_sipp_wait "$CL_HELD_NAME"
 it_sipp_expect_all "$CL_HELD_NAME" 1
-cl_test_check_logs
+cl_test_finish

@@ -100,4 +100,4 @@ last=${others##* }
     it_fail "Redis's node set is '$(cl_redis smembers confnode:nodes | paste -sd' ')', expected only $last"
 cl_call_run room4 "$last" room4 0
 [[ "$(cl_outcomes room4)" == 200 ]] || it_fail "room4 at $last, the only node left: $(cl_outcomes room4)"
-cl_test_check_logs
+cl_test_finish

@@ -68,4 +68,4 @@ for n in $CL_NODES; do
     it_sipp_wait "room2-$n"
     it_sipp_expect_all "room2-$n" 1
 done
-cl_test_check_logs
+cl_test_finish

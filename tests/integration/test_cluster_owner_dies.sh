@@ -72,4 +72,4 @@ cl_redis sismember confnode:nodes "$dead" | grep -qx 0 ||
 it_sipp_wait "$CL_HELD_NAME"
 it_sipp_expect_all "$CL_HELD_NAME" 1
 cl_wait_status 5 "the survivors connected" '.cluster.connected' $survivors
-CL_NODES=$survivors cl_test_check_logs
+cl_test_finish $survivors

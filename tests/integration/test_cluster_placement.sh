@@ -89,4 +89,4 @@ it_sipp_wait "$CL_HELD_NAME"
 it_sipp_expect_all "$CL_HELD_NAME" 1
 cl_wait_status 10 "every node connected, none degraded" \
     '.cluster.connected and (.cluster.degraded | not)' $CL_NODES
-cl_test_check_logs
+cl_test_finish
