@@ -35,6 +35,7 @@
 #define CONF_LEGS MD_MIX_MAX_PARTIES
 #define MAX_EVENTS 64 /* timeouts reported per housekeeping pass */
 #define FEEDBACK_MAX_NACK 16
+#define TICK_US (MD_FRAME_MS * 1000u)
 #define SOCK_RCVBUF (256 * 1024)
 
 _Static_assert(MD_MIX_MAX_PARTIES == MD_VSW_MAX, "one slot space for mixer and switcher");
@@ -100,7 +101,7 @@ struct conf {
     struct leg *slot[CONF_LEGS];
     int mix_to_slot[MD_MIX_MAX_PARTIES];
     unsigned n;
-    uint64_t overruns_seen;
+    uint64_t slow_seen;
 };
 
 struct txq {
@@ -125,6 +126,7 @@ struct dp_media {
     uint32_t tag;
     int tfd;
     uint64_t armed_us; /* timerfd deadline, 0 = disarmed */
+    uint64_t grid_us;  /* the next 20 ms tick of every conference here, 0 = none yet */
     uint64_t next_housekeep_ms;
     dp_media_event_fn ev_fn;
     void *ev_ctx;
@@ -289,7 +291,8 @@ static void timer_arm(struct dp_media *m, uint64_t at_us)
     m->armed_us = at_us;
 }
 
-/* The earliest of every conference's next tick and the next housekeeping pass. */
+/* The next tick (all conferences share one 20 ms grid per worker: one wake-up per
+ * tick however many they are) or the next housekeeping pass, whichever is first. */
 static void timer_rearm(struct dp_media *m, uint64_t now_us)
 {
     if (m->n_legs == 0) {
@@ -297,13 +300,8 @@ static void timer_rearm(struct dp_media *m, uint64_t now_us)
         return;
     }
     uint64_t at = m->next_housekeep_ms * 1000u;
-    for (unsigned i = 0; i < m->n_confs; i++) {
-        uint64_t due = md_mixer_next_due(m->conf_list[i]->mx);
-        if (due == 0)
-            due = now_us;
-        if (due < at)
-            at = due;
-    }
+    if (m->n_confs && (m->grid_us == 0 || m->grid_us < at))
+        at = m->grid_us ? m->grid_us : now_us;
     if (at <= now_us)
         at = now_us + 1; /* an absolute time in the past fires at once */
     timer_arm(m, at);
@@ -1201,10 +1199,13 @@ static void sock_readable(struct dp_media *m, struct leg *l, int kind)
 }
 
 /* ---- per tick ---- */
-static void conf_tick(struct dp_media *m, struct conf *c, uint64_t now_us)
+/* One tick of conference c at the grid time tick_us (the mixer's clock stays on the
+ * grid, so every conference of the worker ticks together); late says the worker
+ * reached it more than half a tick after that time. */
+static void conf_tick(struct dp_media *m, struct conf *c, uint64_t tick_us, bool late)
 {
-    uint64_t now_ms = now_us / 1000u;
-    int changed = md_mixer_tick(c->mx, now_us);
+    uint64_t now_ms = tick_us / 1000u;
+    int changed = md_mixer_tick(c->mx, tick_us);
     st_add(&m->st.mixer_ticks, 1);
     for (int i = 0; i < CONF_LEGS; i++) {
         struct leg *l = c->slot[i];
@@ -1241,10 +1242,13 @@ static void conf_tick(struct dp_media *m, struct conf *c, uint64_t now_us)
         if (req[i].src >= 0 && req[i].src < CONF_LEGS && c->slot[req[i].src])
             keyframe_request(m, c->slot[req[i].src], req[i].type);
     const struct md_mixer_stats *ms = md_mixer_stats(c->mx);
-    uint64_t ov = ms->overrun_slow + ms->overrun_late;
-    if (ov > c->overruns_seen) {
-        st_add(&m->st.mixer_overruns, ov - c->overruns_seen);
-        c->overruns_seen = ov;
+    if (ms->overrun_slow > c->slow_seen) { /* the tick itself took over its budget */
+        st_add(&m->st.mixer_overruns, ms->overrun_slow - c->slow_seen);
+        c->slow_seen = ms->overrun_slow;
+    }
+    if (late) {
+        st_add(&m->st.mixer_overruns, 1);
+        st_add(&m->st.mixer_late, 1);
     }
 }
 
@@ -1295,11 +1299,16 @@ static void on_timer(struct dp_media *m)
     (void)r;
     m->armed_us = 0;
     uint64_t now_us = mono_us();
-    for (unsigned i = 0; i < m->n_confs; i++) {
-        struct conf *c = m->conf_list[i];
-        uint64_t due = md_mixer_next_due(c->mx);
-        if (due == 0 || due <= now_us + 500)
-            conf_tick(m, c, now_us);
+    if (m->n_confs && (m->grid_us == 0 || now_us + 500 >= m->grid_us)) {
+        uint64_t tick = m->grid_us ? m->grid_us : now_us;
+        if (now_us >= tick + TICK_US) /* a whole tick behind: drop the missed ones */
+            tick = now_us;
+        bool late = now_us > tick + TICK_US / 2;
+        for (unsigned i = 0; i < m->n_confs; i++)
+            conf_tick(m, m->conf_list[i], tick, late);
+        m->grid_us = tick + TICK_US;
+    } else if (!m->n_confs) {
+        m->grid_us = 0;
     }
     tx_flush(m);
     uint64_t now_ms = now_us / 1000u;

@@ -100,6 +100,8 @@ struct dp_media_stats {
     _Atomic uint64_t drop_send;       /* sendmmsg did not take it */
     _Atomic uint64_t dtmf_packets;    /* telephone-event packets (not mixed) */
     _Atomic uint64_t mixer_ticks, mixer_overruns;
+    _Atomic uint64_t mixer_late; /* of the overruns: ticks started > 10 ms late (the
+                                    thread was not scheduled in time) */
     _Atomic uint64_t speaker_switches, keyframe_requests, video_forwarded, feedback_forwarded;
     _Atomic uint64_t rtcp_byes, media_timeouts, latches;
 };
