@@ -1301,8 +1301,12 @@ static void on_timer(struct dp_media *m)
     uint64_t now_us = mono_us();
     if (m->n_confs && (m->grid_us == 0 || now_us + 500 >= m->grid_us)) {
         uint64_t tick = m->grid_us ? m->grid_us : now_us;
-        if (now_us >= tick + TICK_US) /* a whole tick behind: drop the missed ones */
+        if (now_us >= tick + TICK_US) { /* whole ticks behind: they are lost, and counted */
+            uint64_t missed = (now_us - tick) / TICK_US * m->n_confs;
+            st_add(&m->st.mixer_overruns, missed);
+            st_add(&m->st.mixer_late, missed);
             tick = now_us;
+        }
         bool late = now_us > tick + TICK_US / 2;
         for (unsigned i = 0; i < m->n_confs; i++)
             conf_tick(m, m->conf_list[i], tick, late);
