@@ -150,7 +150,7 @@ int ctl_uac_bye(struct ctl_worker *cw, struct ctl_dialog *d, const char *why)
              (unsigned long long)mix64(++cw->uac_seq ^ cw->tag_key));
     const struct ctl_listen *l = &cw->sh->listen;
     cn_transport_t tr = d->peer.transport;
-    unsigned port = tr == CN_TRANSPORT_TLS ? l->tls_port
+    unsigned port = tr == CN_TRANSPORT_TLS   ? l->tls_port
                     : tr == CN_TRANSPORT_TCP ? l->tcp_port
                                              : l->udp_port;
     bool v6 = strchr(l->host, ':') != NULL;

@@ -419,10 +419,10 @@ static void keyframe_request(struct dp_media *m, struct leg *src, md_kf_req_type
     int n = md_rtcp_build_rr(o, RX_MAX, s->vout_ssrc, NULL, 0);
     if (n < 0)
         return;
-    int k = type == MD_KF_PLI
-                ? md_rtcp_build_pli(o + n, RX_MAX - (size_t)n, s->vout_ssrc, s->rx.ssrc)
-                : md_rtcp_build_fir(o + n, RX_MAX - (size_t)n, s->vout_ssrc, s->rx.ssrc,
-                                    ++s->fir_seq);
+    int k =
+        type == MD_KF_PLI
+            ? md_rtcp_build_pli(o + n, RX_MAX - (size_t)n, s->vout_ssrc, s->rx.ssrc)
+            : md_rtcp_build_fir(o + n, RX_MAX - (size_t)n, s->vout_ssrc, s->rx.ssrc, ++s->fir_seq);
     if (k < 0)
         return;
     rtcp_send(m, s, o, (size_t)n + (size_t)k);
@@ -490,13 +490,13 @@ static void close_fd(struct dp_media *m, int *fd)
 static int stream_sockets(struct dp_media *m, struct stream *s, uint32_t idx, int kind,
                           const char *addr, char *why, size_t whylen)
 {
-    int rc = open_socket(m, addr, s->port, idx * 4u + (uint32_t)kind, s->audio, &s->fd[0], why,
-                         whylen);
+    int rc =
+        open_socket(m, addr, s->port, idx * 4u + (uint32_t)kind, s->audio, &s->fd[0], why, whylen);
     if (rc != DP_MEDIA_OK)
         return rc;
     if (!s->mux) {
-        rc = open_socket(m, addr, (uint16_t)(s->port + 1), idx * 4u + (uint32_t)kind + 1,
-                         s->audio, &s->fd[1], why, whylen);
+        rc = open_socket(m, addr, (uint16_t)(s->port + 1), idx * 4u + (uint32_t)kind + 1, s->audio,
+                         &s->fd[1], why, whylen);
         if (rc != DP_MEDIA_OK) {
             close_fd(m, &s->fd[0]);
             return rc;
@@ -715,8 +715,8 @@ static void stream_take(struct stream *s, const struct dp_media_stream_params *s
     s->aout.pt = sp->pt;
 }
 
-static void stream_init_fresh(struct stream *s, const struct dp_media_stream_params *sp,
-                              bool audio, uint64_t now_ms)
+static void stream_init_fresh(struct stream *s, const struct dp_media_stream_params *sp, bool audio,
+                              uint64_t now_ms)
 {
     memset(s, 0, sizeof *s);
     s->fd[0] = s->fd[1] = -1;
@@ -730,8 +730,8 @@ static void stream_init_fresh(struct stream *s, const struct dp_media_stream_par
     s->next_rtcp_ms = now_ms + 1000 + rand32() % RTCP_INTERVAL_MS;
 }
 
-int dp_media_leg_open(struct dp_media *m, struct dp_media_leg_params *p, uint32_t *leg,
-                      char *why, size_t whylen)
+int dp_media_leg_open(struct dp_media *m, struct dp_media_leg_params *p, uint32_t *leg, char *why,
+                      size_t whylen)
 {
     if (why && whylen)
         why[0] = 0;
@@ -774,14 +774,14 @@ int dp_media_leg_open(struct dp_media *m, struct dp_media_leg_params *p, uint32_
     st_add(&m->st.legs, 1);
 
     bool same;
-    int rc = crypto_prepare(&p->audio, NULL, &l->a.in, &l->a.out, l->a.offer_line,
-                            l->a.answer_line, &same, why, whylen);
+    int rc = crypto_prepare(&p->audio, NULL, &l->a.in, &l->a.out, l->a.offer_line, l->a.answer_line,
+                            &same, why, whylen);
     if (rc != DP_MEDIA_OK)
         goto fail;
     if (p->video.enabled) {
         stream_init_fresh(&l->v, &p->video, false, now_ms);
-        rc = crypto_prepare(&p->video, NULL, &l->v.in, &l->v.out, l->v.offer_line,
-                            l->v.answer_line, &same, why, whylen);
+        rc = crypto_prepare(&p->video, NULL, &l->v.in, &l->v.out, l->v.offer_line, l->v.answer_line,
+                            &same, why, whylen);
         if (rc != DP_MEDIA_OK)
             goto fail;
     }
@@ -828,8 +828,8 @@ fail:
     return rc;
 }
 
-int dp_media_leg_update(struct dp_media *m, uint32_t id, struct dp_media_leg_params *p,
-                        char *why, size_t whylen)
+int dp_media_leg_update(struct dp_media *m, uint32_t id, struct dp_media_leg_params *p, char *why,
+                        size_t whylen)
 {
     if (why && whylen)
         why[0] = 0;
@@ -838,8 +838,8 @@ int dp_media_leg_update(struct dp_media *m, uint32_t id, struct dp_media_leg_par
         set_why(why, whylen, "No such media session");
         return DP_MEDIA_PARAM;
     }
-    if (!p || !p->audio.enabled || !codec_ok(&p->audio, true) ||
-        p->audio.local_port != l->a.port || p->audio.rtcp_mux != l->a.mux ||
+    if (!p || !p->audio.enabled || !codec_ok(&p->audio, true) || p->audio.local_port != l->a.port ||
+        p->audio.rtcp_mux != l->a.mux ||
         (p->video.enabled &&
          (!codec_ok(&p->video, false) || !port_ok(&p->video) ||
           (l->v.on && (p->video.local_port != l->v.port || p->video.rtcp_mux != l->v.mux))))) {
@@ -1056,8 +1056,8 @@ static void rtp_in(struct dp_media *m, struct leg *l, struct stream *s, uint8_t 
     rx_update(&s->rx, &h, now_ms, clock_of(s));
     s->in_pkts++;
     if (s->audio) {
-        md_jb_push_t r = md_mixer_push(l->conf->mx, l->mix_id, h.seq, h.ts, h.payload,
-                                       h.payload_len);
+        md_jb_push_t r =
+            md_mixer_push(l->conf->mx, l->mix_id, h.seq, h.ts, h.payload, h.payload_len);
         if (r != MD_JB_QUEUED && r != MD_JB_RESYNC)
             st_add(&m->st.drop_jitter, 1);
         return;
@@ -1272,7 +1272,8 @@ static void housekeep(struct dp_media *m, uint64_t now_ms)
             continue;
         bool expect = (l->a.on && l->a.recv) || (l->v.on && l->v.recv);
         uint64_t silent = now_ms > l->last_rx_ms ? now_ms - l->last_rx_ms : 0;
-        bool bye_gone = l->bye_ms && l->last_rx_ms <= l->bye_ms && now_ms - l->bye_ms >= BYE_GRACE_MS;
+        bool bye_gone =
+            l->bye_ms && l->last_rx_ms <= l->bye_ms && now_ms - l->bye_ms >= BYE_GRACE_MS;
         if ((expect && l->timeout_ms && silent >= l->timeout_ms) || bye_gone) {
             l->reported = true;
             due[n_due++] = l->id;

@@ -57,17 +57,17 @@ typedef enum dp_media_codec {
 /* One negotiated stream (an m= line we accepted). */
 struct dp_media_stream_params {
     bool enabled;
-    uint16_t local_port;             /* even; RTCP on local_port + 1 unless rtcp_mux */
-    struct sockaddr_storage remote;  /* where its RTP goes; remote_len 0 = not known yet */
+    uint16_t local_port;            /* even; RTCP on local_port + 1 unless rtcp_mux */
+    struct sockaddr_storage remote; /* where its RTP goes; remote_len 0 = not known yet */
     struct sockaddr_storage remote_rtcp;
     socklen_t remote_len;
     bool rtcp_mux;
-    bool send, recv;                 /* our direction: we send to it / we receive from it */
+    bool send, recv; /* our direction: we send to it / we receive from it */
     dp_media_codec_t codec;
-    uint8_t pt;                      /* payload type of codec */
-    int te_pt;                       /* telephone-event payload type, -1 none */
-    int opus_bitrate;                /* bits/s we encode Opus at, 0 = default */
-    bool secure;                     /* RTP/SAVP: SRTP with keys from crypto[] */
+    uint8_t pt;                              /* payload type of codec */
+    int te_pt;                               /* telephone-event payload type, -1 none */
+    int opus_bitrate;                        /* bits/s we encode Opus at, 0 = default */
+    bool secure;                             /* RTP/SAVP: SRTP with keys from crypto[] */
     const char *crypto[DP_MEDIA_MAX_CRYPTO]; /* the peer's a=crypto values, in order */
     size_t crypto_len[DP_MEDIA_MAX_CRYPTO];
     unsigned n_crypto;
@@ -75,9 +75,9 @@ struct dp_media_stream_params {
 };
 
 struct dp_media_leg_params {
-    uint64_t conf_key;   /* the conference (a room); legs with the same key are mixed */
-    unsigned speakers;   /* loudest N mixed, 1..8; 0 = 3 (taken when the conference opens) */
-    uint32_t timeout_ms; /* no RTP for this long while we expect some: EV_TIMEOUT; 0 = off */
+    uint64_t conf_key;         /* the conference (a room); legs with the same key are mixed */
+    unsigned speakers;         /* loudest N mixed, 1..8; 0 = 3 (taken when the conference opens) */
+    uint32_t timeout_ms;       /* no RTP for this long while we expect some: EV_TIMEOUT; 0 = off */
     const char *local_address; /* IP literal the media sockets bind */
     void *owner;               /* handed back with events */
     struct dp_media_stream_params audio, video;
@@ -135,15 +135,15 @@ void dp_media_set_events(struct dp_media *m, dp_media_event_fn fn, void *ctx);
  * (opened on first use). Returns DP_MEDIA_OK with *leg (never 0), or DP_MEDIA_REFUSED /
  * BUSY / PORT_IN_USE / PARAM with a reason in why (fit for a SIP Warning). Nothing is
  * left behind on failure. */
-int dp_media_leg_open(struct dp_media *m, struct dp_media_leg_params *p, uint32_t *leg,
-                      char *why, size_t whylen);
+int dp_media_leg_open(struct dp_media *m, struct dp_media_leg_params *p, uint32_t *leg, char *why,
+                      size_t whylen);
 
 /* Applies a re-negotiation (re-INVITE) to an open leg without dropping it: new
  * directions (hold), remote addresses, codec, keys (an a=crypto value equal to the
  * one in use keeps the SRTP state and our answer), video added or removed. The
  * conference and the audio port stay. On failure the leg is unchanged. */
-int dp_media_leg_update(struct dp_media *m, uint32_t leg, struct dp_media_leg_params *p,
-                        char *why, size_t whylen);
+int dp_media_leg_update(struct dp_media *m, uint32_t leg, struct dp_media_leg_params *p, char *why,
+                        size_t whylen);
 
 /* Closes the leg's sockets and leaves its conference (closed with its last leg).
  * An unknown or stale id is ignored. */

@@ -102,10 +102,8 @@ static void open_leg(struct fx *f, int i, dp_media_codec_t codec, uint8_t pt, bo
                      uint32_t timeout_ms)
 {
     struct peer *p = &f->p[i];
-    struct dp_media_leg_params lp = {.conf_key = 42,
-                                     .timeout_ms = timeout_ms,
-                                     .local_address = "127.0.0.1",
-                                     .owner = p};
+    struct dp_media_leg_params lp = {
+        .conf_key = 42, .timeout_ms = timeout_ms, .local_address = "127.0.0.1", .owner = p};
     struct dp_media_stream_params *a = &lp.audio, *v = &lp.video;
     a->enabled = true;
     a->local_port = free_pair();
@@ -231,14 +229,12 @@ static void a_tampered_srtp_packet_is_dropped_and_counted_and_a_replay_too(void 
     assert_int_equal(atomic_load(&st->srtp_replays), 1);
 }
 
-static void the_loudest_speakers_video_reaches_the_others_continuously_across_a_switch(
-    void **state)
+static void the_loudest_speakers_video_reaches_the_others_continuously_across_a_switch(void **state)
 {
     struct fx *f = *state;
     for (int i = 0; i < 3; i++)
-        assert_int_equal(peer_init(&f->p[i], (uint8_t)i, MD_CODEC_PCMU, 0, 500 + 300 * i, false,
-                                   true),
-                         0);
+        assert_int_equal(
+            peer_init(&f->p[i], (uint8_t)i, MD_CODEC_PCMU, 0, 500 + 300 * i, false, true), 0);
     for (int i = 0; i < 3; i++)
         open_leg(f, i, DP_CODEC_PCMU, 0, true, 0);
     /* A speaks, B and C are silent */
@@ -433,12 +429,12 @@ int main(void)
             teardown),
         cmocka_unit_test_setup_teardown(silence_for_the_timeout_is_reported_once_with_the_owner,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(an_rtcp_bye_ends_the_leg_soon_after_its_media_stops,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(an_rtcp_bye_ends_the_leg_soon_after_its_media_stops, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(hold_stops_our_audio_and_resume_brings_it_back, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(
-            an_offer_without_a_usable_key_is_refused_and_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_offer_without_a_usable_key_is_refused_and_leaves_nothing,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(a_taken_port_is_reported_as_such, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

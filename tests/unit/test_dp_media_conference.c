@@ -85,7 +85,8 @@ static long long metric_sum(const char *name)
         return -1;
     long long sum = 0;
     size_t nl = strlen(name);
-    for (char *line = body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+    for (char *line = body; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
         if (strncmp(line, name, nl) == 0 && line[nl] == '{') {
             char *sp = strchr(line, ' ');
             if (sp)
@@ -363,8 +364,8 @@ static void three_srtp_callers_hear_each_other_and_not_themselves(void **state)
         size_t skip = 8000;
         assert_true(p[i].n_pcm > skip + 8000);
         for (int j = 0; j < 3; j++) {
-            double s = goertzel(p[i].pcm + skip, p[i].n_pcm - skip, freq[j]) /
-                       (double)(p[i].n_pcm - skip);
+            double s =
+                goertzel(p[i].pcm + skip, p[i].n_pcm - skip, freq[j]) / (double)(p[i].n_pcm - skip);
             fprintf(stderr, "participant %d hears %4.0f Hz: %.3f\n", i, freq[j], s);
             if (i == j)
                 assert_true(s < 0.02);

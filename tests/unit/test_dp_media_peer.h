@@ -35,8 +35,8 @@ struct peer_video_rx {
 };
 
 struct peer {
-    int fd;       /* audio (rtcp-mux) */
-    int vfd;      /* video (rtcp-mux), -1 none */
+    int fd;  /* audio (rtcp-mux) */
+    int vfd; /* video (rtcp-mux), -1 none */
     uint16_t port, vport;
     struct sockaddr_in to, vto; /* the node's audio / video ports */
     bool secure;
@@ -86,9 +86,8 @@ static inline int peer_socket(uint16_t *port)
 
 static inline struct sockaddr_in peer_addr(uint16_t port)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                            .sin_port = htons(port)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = htons(port)};
     return a;
 }
 
@@ -226,8 +225,8 @@ static inline void peer_send_rtcp(struct peer *p, bool video, const uint8_t *pkt
     memcpy(buf, pkt, len);
     if (p->secure && md_srtp_protect_rtcp(video ? p->vtx : p->tx, buf, &len, sizeof buf) != MD_OK)
         return;
-    sendto(video ? p->vfd : p->fd, buf, len, 0,
-           (struct sockaddr *)(video ? &p->vto : &p->to), sizeof p->to);
+    sendto(video ? p->vfd : p->fd, buf, len, 0, (struct sockaddr *)(video ? &p->vto : &p->to),
+           sizeof p->to);
 }
 
 static inline void peer_on_rtcp(struct peer *p, const uint8_t *buf, size_t len)
