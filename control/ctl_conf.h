@@ -26,6 +26,7 @@ struct ctl_conf {
     char domain[256];         /* our SIP domain, e.g. "example.test" */
     char node_name[64];       /* used in Warning headers and logs */
     int clustered;            /* rooms are placed through the cluster store */
+    int accept_preloaded_routes; /* follow a new request's Route set from any peer */
     char media_address[64];   /* IP address put in SDP c= lines */
     uint16_t media_port_min;  /* first media port (even) */
     uint16_t media_port_max;  /* last media port */

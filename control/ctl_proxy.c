@@ -902,6 +902,20 @@ bool ctl_proxy_request(struct ctl_worker *cw, sip_msg_t *m, const cn_peer_t *fro
     size_t k = routes_naming_us(cw, m);
     if (k == 0)
         return false;
+    /* A new request that carries a route set beyond us was not routed by our
+     * Record-Route: following it would make the node an open relay. Only a peer
+     * that proved itself with a verified client certificate (a cluster node, a
+     * federated edge over mutual TLS), or a node configured to trust preloaded
+     * routes, may steer us that way. */
+    if (!sip_msg_to_tag(m).s && k < sip_msg_route_count(m) &&
+        !cw->conf->accept_preloaded_routes &&
+        !(cw->io.peer_cert && cw->io.peer_cert(cw->io.io, from))) {
+        if (meth != SIP_METHOD_ACK)
+            stateless_reply(cw, m, from, 403,
+                            "preloaded Route refused: not from a verified TLS peer", NULL);
+        sip_msg_free(m);
+        return true;
+    }
     sip_uri_t next;
     if (k < sip_msg_route_count(m)) {
         if (sip_msg_route(m, k, &next) != 0) {

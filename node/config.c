@@ -702,6 +702,7 @@ static const struct cf_key sip_keys[] = {
     CF_UINT("max_message_size", dp.max_message_size, 1024, 16777216),
     CF_SECONDS("idle_timeout", dp.tcp_idle_timeout_ms, 1, 86400),
     CF_UINT("max_connections", dp.max_connections, 1, 1000000),
+    {.name = "accept_preloaded_routes", .set = cf_set_bool, CF_CFG(ctl.accept_preloaded_routes)},
 };
 
 static const struct cf_key tls_keys[] = {

@@ -80,11 +80,35 @@ node_config node-b "$IT_TMP/b.conf" require
 start_node b "$IT_TMP/b.conf"
 B_PID=$NODE_PID
 
+# A is the entry point the test steers with a preloaded route set, so it is told to
+# follow one from any peer; B keeps the default and refuses them (no open relay).
 it_alloc_node_ports
 A_SIP=$SIP_PORT A_TLS=$TLS_PORT A_ADMIN=$ADMIN_PORT
+IT_SIP_EXTRA="accept_preloaded_routes = true;"
 node_config node-a "$IT_TMP/a.conf" request
+IT_SIP_EXTRA=""
 start_node a "$IT_TMP/a.conf"
 A_PID=$NODE_PID
+
+# ---------------------------------------------------------------- no open relay
+
+cat >"$IT_TMP/relay.sip" <<EOF
+OPTIONS sip:someone@example.org SIP/2.0
+Via: SIP/2.0/@TRANSPORT@ 127.0.0.1:@LPORT@;branch=@BRANCH@
+Route: <sip:127.0.0.1:$B_SIP;lr>, <sip:127.0.0.1:$A_SIP;lr>
+From: <sip:probe@client.example.test>;tag=@TAG@
+To: <sip:someone@example.org>
+Call-ID: @CALLID@
+CSeq: 1 OPTIONS
+Max-Forwards: 70
+Content-Length: 0
+
+EOF
+out=$(python3 "$IT_ROOT/tests/integration/sipsend.py" --transport udp --port "$B_SIP" \
+    "$IT_TMP/relay.sip") || fail "could not reach node B: $out"
+[[ $out == *codes=403* ]] ||
+    fail "node B followed a preloaded Route from an unauthenticated peer: $out"
+it_log "preloaded route from an unauthenticated UDP peer: 403 (no open relay)"
 
 # ---------------------------------------------------------------- scenarios
 
