@@ -16,7 +16,7 @@ IT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 IT_DIR=$IT_ROOT/tests/integration
 IT_TMP=
 IT_PIDS=()      # every background process we started, stopped on exit
-IT_PORTS=()     # ports handed out by it_free_port in this test
+IT_PORTS=()     # port ranges ("lo-hi") handed out by it_free_ports in this test
 IT_NODE_PID=
 IT_NODE_LOG=
 IT_NODE_RC=
@@ -128,39 +128,34 @@ it_init() {
 
 # ---------------------------------------------------------------------------- ports
 
-it_port_in_use() {
-    local port=$1
-    ss -Htuan 2>/dev/null | awk -v p=":$port" '
-        { n = split($5, a, ":"); if (":" a[n] == p) { found = 1 } }
-        END { exit found ? 0 : 1 }'
+# Local ports of every TCP and UDP socket on the host, one per line.
+it_used_ports() {
+    ss -Htuan 2>/dev/null | awk '{ n = split($5, a, ":"); print a[n] }'
 }
 
-it_port_taken_here() {
-    local port=$1 p
-    for p in "${IT_PORTS[@]}"; do
-        [[ "$p" == "$port" ]] && return 0
-    done
-    return 1
+it_port_in_use() {
+    it_used_ports | grep -qx "$1"
 }
 
 # it_free_ports LO HI COUNT STEP: sets IT_PORT to the first of COUNT consecutive
 # ports, free for TCP and UDP, starting at a random multiple of STEP within LO..HI,
-# and records them as taken. Bounded: 200 attempts.
+# and records them as taken by this test. Bounded: 200 attempts.
 it_free_ports() {
-    local lo=$1 hi=$2 count=$3 step=$4 attempt base i ok
+    local lo=$1 hi=$2 count=$3 step=$4 attempt base used
     for ((attempt = 0; attempt < 200; attempt++)); do
-        base=$((lo + (RANDOM * 32768 + RANDOM) % ((hi - lo - count) / step) * step))
-        ok=1
-        for ((i = 0; i < count; i++)); do
-            if it_port_taken_here $((base + i)) || it_port_in_use $((base + i)); then
-                ok=0
-                break
-            fi
-        done
-        if [[ $ok == 1 ]]; then
-            for ((i = 0; i < count; i++)); do
-                IT_PORTS+=($((base + i)))
-            done
+        base=$((lo + (RANDOM * 32768 + RANDOM) % ((hi - lo - count) / step + 1) * step))
+        used=$(it_used_ports)
+        # free on the host, and no overlap with a range handed out earlier
+        if awk -v lo="$base" -v hi=$((base + count - 1)) -v taken="${IT_PORTS[*]}" '
+            BEGIN {
+                n = split(taken, r, " ")
+                for (i = 1; i <= n; i++) {
+                    split(r[i], b, "-")
+                    if (b[1] + 0 <= hi && b[2] + 0 >= lo) exit 1
+                }
+            }
+            $1 + 0 >= lo && $1 + 0 <= hi { exit 1 }' <<<"$used"; then
+            IT_PORTS+=("$base-$((base + count - 1))")
             IT_PORT=$base
             return 0
         fi
@@ -175,16 +170,17 @@ it_free_port() {
 }
 
 # Sets SIP_PORT (UDP+TCP), TLS_PORT (= SIP_PORT + 1), ADMIN_PORT, MEDIA_MIN, MEDIA_MAX.
-# Everything stays below the kernel's ephemeral range (32768+).
+# Signaling ports stay below the kernel's ephemeral range (32768-60999 by default);
+# the 1000 media ports sit above it, so no client socket lands in them.
 it_alloc_node_ports() {
     it_free_ports 12000 17999 2 2
     SIP_PORT=$IT_PORT
     TLS_PORT=$((SIP_PORT + 1))
     it_free_ports 18000 20999 1 1
     ADMIN_PORT=$IT_PORT
-    it_free_ports 30000 32700 64 64
+    it_free_ports 61000 65499 1000 2
     MEDIA_MIN=$IT_PORT
-    MEDIA_MAX=$((MEDIA_MIN + 63))
+    MEDIA_MAX=$((MEDIA_MIN + 999))
 }
 
 # ---------------------------------------------------------------------------- certificates
@@ -334,7 +330,9 @@ it_wait_status_sum() {
 # value (u1, t1). The scenario is sipp's built-in uac (INVITE/ACK/BYE to user
 # "meet") unless the extra arguments name one (-sf FILE / -sn NAME, with -s USER).
 # sipp's own messages log goes to $IT_TMP/NAME.log (-trace_logs).
-# Every call must end within 60 s (sipp -timeout).
+# Every call must end within 60 s (sipp -timeout). At most 20 calls are up at once
+# (-l 20): every call goes to one room, and a room holds 32 participants, so a slow
+# (loaded) machine must not turn the test into an overload test.
 it_sipp_start() {
     local name=$1 target=$2 transport=$3 calls=$4 rate=$5 lport cport mport pid arg
     local -a scenario=(-sn uac -s meet)
@@ -353,7 +351,7 @@ it_sipp_start() {
         cd "$IT_TMP"
         exec timeout -k 5 90 sipp "${scenario[@]}" "$target" -t "$transport" \
             -i 127.0.0.1 -p "$lport" -cp "$cport" -mi 127.0.0.1 -mp "$mport" \
-            -m "$calls" -r "$rate" -l 100 -nostdin -timeout 60s -timeout_error \
+            -m "$calls" -r "$rate" -l 20 -nostdin -timeout 60s -timeout_error \
             -trace_stat -stf "$IT_TMP/$name.csv" -fd 1 \
             -trace_err -error_file "$IT_TMP/$name.errors" \
             -trace_logs -log_file "$IT_TMP/$name.log" "$@" \

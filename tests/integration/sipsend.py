@@ -209,7 +209,7 @@ def run_stream(args, out):
         # our side is done: the node must notice and close
         try:
             if isinstance(sock, ssl.SSLSocket):
-                sock.settimeout(3)
+                sock.settimeout(args.close_wait)
                 try:
                     sock = sock.unwrap()
                 except (ssl.SSLError, OSError):
@@ -217,7 +217,7 @@ def run_stream(args, out):
             sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + args.close_wait
         while time.monotonic() < deadline:
             chunk, eof = recv_some(sock, deadline - time.monotonic())
             if eof:
@@ -237,7 +237,11 @@ def main():
     ap.add_argument("--cert", help="client certificate (TLS)")
     ap.add_argument("--key", help="client key (TLS)")
     ap.add_argument("--servername", default="sip.example.test")
-    ap.add_argument("--wait", type=float, default=1.5, help="seconds to wait for answers")
+    ap.add_argument("--wait", type=float, default=5.0,
+                    help="seconds to wait for an answer (ends early once one is complete,\n"
+                         "or the node closes)")
+    ap.add_argument("--close-wait", type=float, default=10.0,
+                    help="stream: seconds to wait for the node to close after we half-close")
     ap.add_argument("file")
     args = ap.parse_args()
 

@@ -72,7 +72,7 @@ it_log "confnode doctor $CL_DOMAIN: ok, four addresses behind sip.$CL_DOMAIN"
 k=0
 for room in room1 room2 room3; do
     k=$((k + 1))
-    cl_hold "hold-$room" node4 "$room" 20000
+    cl_hold "hold-$room" node1 "$room" 20000
     [[ $CL_HELD_NODE == "node$k" ]] || it_fail "$room was placed on $CL_HELD_NODE, expected node$k"
     # its load reaches Redis with its next heartbeat
     cl_wait_status 5 "$CL_HELD_NODE to count its call" '.totals.calls >= 1' "$CL_HELD_NODE"

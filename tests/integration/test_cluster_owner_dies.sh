@@ -34,11 +34,12 @@ dead_ip=$(cl_ip "$dead")
 placed=""
 for ((i = 0; i < 60; i++)); do
     for s in $survivors; do
-        cl_call "join-$i-$s" "$s" room1 0
+        # a join forwarded to the dead owner fails: give up on it after 4 s
+        CL_SIPP_OPTS="-recv_timeout 4000" cl_call "join-$i-$s" "$s" room1 0
         it_sipp_wait "join-$i-$s"
         out=$(cl_outcomes "join-$i-$s")
         case $out in
-        "302 $dead_ip") ;; # the lease has not run out yet
+        "302 $dead_ip" | "") ;; # the lease has not run out yet
         200 | "302 "*)
             [[ $out == 200 ]] && placed=$s || placed=$(cl_node_of_ip "${out#302 }")
             [[ " $survivors " == *" $placed "* ]] || it_fail "join at $s: '$out' names no survivor"
