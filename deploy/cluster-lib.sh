@@ -793,6 +793,7 @@ cl_test_cleanup() {
 
 # cl_test_finish [NODE...]: stops the nodes (default all) with SIGTERM; each must log
 # a clean stop and no sanitizer report or crash (under ASan, leaks show at exit).
+# shellcheck disable=SC2120 # the node list is optional
 cl_test_finish() {
     local n log nodes=("$@")
     [[ $# -gt 0 ]] || read -ra nodes <<<"$CL_NODES"
@@ -812,9 +813,12 @@ cl_test_finish() {
 
 # cl_call NAME TARGET ROOM [HOLD_MS] [CALLS] [RATE]: starts sipp in the client
 # namespace: CALLS calls (default 1) at RATE per second into ROOM at TARGET (a node
-# name or an address), each held HOLD_MS once answered (default 0).
+# name or an address), each held HOLD_MS once answered (default 0). CL_SIPP_OPTS:
+# more sipp options.
 cl_call() {
     local name=$1 target=$2 room=$3 hold=${4:-0} calls=${5:-1} rate=${6:-10} seq pid
+    local -a extra
+    read -ra extra <<<"${CL_SIPP_OPTS:-}"
     [[ $target == *.* ]] || target=$(cl_ip "$target")
     CL_CALL_SEQ=$((CL_CALL_SEQ + 1))
     seq=$CL_CALL_SEQ
@@ -826,7 +830,7 @@ cl_call() {
             -mi "$(cl_client_ip)" -mp $((20000 + 10 * seq)) -m "$calls" -r "$rate" -d "$hold" \
             -l 50 -nostdin -timeout 90s -timeout_error -trace_stat -stf "$IT_TMP/$name.csv" -fd 1 \
             -trace_err -error_file "$IT_TMP/$name.errors" \
-            -trace_logs -log_file "$IT_TMP/$name.calls" >"$IT_TMP/$name.out" 2>&1
+            -trace_logs -log_file "$IT_TMP/$name.calls" "${extra[@]}" >"$IT_TMP/$name.out" 2>&1
     ) &
     pid=$!
     IT_PIDS+=("$pid")
@@ -880,8 +884,8 @@ cl_wait_outcome() {
 
 # cl_hold NAME TARGET ROOM HOLD_MS: one call into ROOM held HOLD_MS on the room's
 # owner: placed at TARGET and, when sent elsewhere (302), placed again at the owner.
-# Waits until it is answered; sets CL_HELD_NODE (where it is up) and CL_HELD_NAME
-# (the sipp run holding it).
+# Waits until it is answered; sets CL_HELD_NODE (the room's owner, where the call's
+# conference is up) and CL_HELD_NAME (the sipp run holding it).
 cl_hold() {
     local name=$1 target=$2 room=$3 hold=$4 out
     cl_call "$name" "$target" "$room" "$hold"
@@ -896,12 +900,11 @@ cl_hold() {
         cl_call "$CL_HELD_NAME" "$CL_HELD_NODE" "$room" "$hold"
         cl_wait_outcome "$CL_HELD_NAME" 15
         out=$(cl_outcomes "$CL_HELD_NAME" | head -n 1)
-    elif [[ $target == *.* ]]; then
-        CL_HELD_NODE=$(cl_node_of_ip "$target")
-    else
-        CL_HELD_NODE=$target
     fi
-    [[ $out == 200 ]] || it_fail "$CL_HELD_NAME: the owner $CL_HELD_NODE answered '$out', not 200"
+    [[ $out == 200 ]] || it_fail "$CL_HELD_NAME: answered '$out', not 200"
+    # answered: by the owner, or through the node reached (a forwarding non-owner)
+    CL_HELD_NODE=$(cl_owner "$room")
+    [[ -n "$CL_HELD_NODE" ]] || it_fail "$CL_HELD_NAME is up but Redis names no owner for $room"
 }
 
 # cl_wait_status SECONDS WHAT JQ NODE...: waits until every NODE's /status satisfies

@@ -118,9 +118,9 @@ cl_env_set CL_DNSMASQ "$CL_DNSMASQ"
 cl_env_set CL_WORKERS "$workers"
 cl_env_set CL_LEASE "$lease"
 cl_env_set CL_HEARTBEAT "$heartbeat"
-nodes=""
-for ((k = 1; k <= count; k++)); do nodes+="${nodes:+ }node$k"; done
-cl_env_set CL_NODES "$nodes"
+node_list=""
+for ((k = 1; k <= count; k++)); do node_list+="${node_list:+ }node$k"; done
+cl_env_set CL_NODES "$node_list"
 cl_log "cluster $CL_ID: $count nodes, domain $domain, state $CL_STATE"
 
 # ---------------------------------------------------------------------------- network
