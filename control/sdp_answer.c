@@ -77,11 +77,6 @@ static bool is_secure_rtp(const sdp_media_t *m)
     return m->m_proto == sdp_proto_srtp || (m->m_proto_name && strstr(m->m_proto_name, "SAVP"));
 }
 
-static bool rtpmap_is(const sdp_rtpmap_t *rm, const char *encoding, unsigned long rate)
-{
-    return rm->rm_encoding && strcasecmp(rm->rm_encoding, encoding) == 0 && rm->rm_rate == rate;
-}
-
 static bool is_unspecified_address(const sdp_connection_t *c)
 {
     return c && c->c_address &&
@@ -255,48 +250,122 @@ static bool has_attr(const sdp_media_t *m, const char *name)
     return false;
 }
 
-/* The first offered codec we take, in the offer's order: PCMU/0, PCMA/8 (static
- * payload types, with or without an rtpmap) and, when allowed, opus/48000. */
-static const sdp_rtpmap_t *pick_audio(const sdp_media_t *m, const struct sdp_options *opt,
-                                      enum sdp_codec *codec)
+/* One offered payload format. sofia-sip fills m_rtpmaps for RTP/AVP and RTP/SAVP
+ * only; for the AVPF profiles the formats stay in m_format and a=rtpmap / a=fmtp in
+ * the attributes, so they are read from there. */
+struct fmt {
+    unsigned pt;
+    const char *enc; /* not NUL-terminated */
+    size_t enc_len;
+    unsigned long rate;
+    const char *fmtp; /* NULL when none */
+};
+
+#define MAX_FMTS 32
+
+static const char *attr_for_pt(const sdp_media_t *m, const char *name, unsigned pt)
 {
-    for (const sdp_rtpmap_t *rm = m->m_rtpmaps; rm; rm = rm->rm_next) {
-        if (rm->rm_pt == PT_PCMU && rtpmap_is(rm, "PCMU", 8000)) {
-            *codec = SDP_CODEC_PCMU;
-            return rm;
-        }
-        if (rm->rm_pt == PT_PCMA && rtpmap_is(rm, "PCMA", 8000)) {
-            *codec = SDP_CODEC_PCMA;
-            return rm;
-        }
-        if (opt->opus && rm->rm_pt >= 96 && rtpmap_is(rm, "opus", 48000)) {
-            *codec = SDP_CODEC_OPUS;
-            return rm;
+    for (const sdp_attribute_t *a = m->m_attributes; a; a = a->a_next) {
+        if (!attr_is(a, name) || !a->a_value)
+            continue;
+        char *end;
+        unsigned long n = strtoul(a->a_value, &end, 10);
+        if (end != a->a_value && n == pt && *end == ' ') {
+            while (*end == ' ')
+                end++;
+            return end;
         }
     }
     return NULL;
 }
 
-static const sdp_rtpmap_t *pick_video(const sdp_media_t *m, enum sdp_codec *codec)
+static size_t formats_of(const sdp_media_t *m, struct fmt *out)
 {
-    for (const sdp_rtpmap_t *rm = m->m_rtpmaps; rm; rm = rm->rm_next) {
-        if (rm->rm_pt >= 96 && rtpmap_is(rm, "H264", 90000)) {
-            *codec = SDP_CODEC_H264;
-            return rm;
+    size_t n = 0;
+    if (m->m_rtpmaps) {
+        for (const sdp_rtpmap_t *rm = m->m_rtpmaps; rm && n < MAX_FMTS; rm = rm->rm_next)
+            if (rm->rm_encoding)
+                out[n++] = (struct fmt){rm->rm_pt, rm->rm_encoding, strlen(rm->rm_encoding),
+                                        rm->rm_rate, rm->rm_fmtp};
+        return n;
+    }
+    for (const sdp_list_t *l = m->m_format; l && n < MAX_FMTS; l = l->l_next) {
+        char *end;
+        if (!l->l_text || !*l->l_text)
+            continue;
+        unsigned long pt = strtoul(l->l_text, &end, 10);
+        if (*end || pt > 127)
+            continue;
+        struct fmt f = {.pt = (unsigned)pt};
+        const char *map = attr_for_pt(m, "rtpmap", (unsigned)pt);
+        if (map) {
+            const char *slash = strchr(map, '/');
+            if (!slash)
+                continue;
+            f.enc = map;
+            f.enc_len = (size_t)(slash - map);
+            f.rate = strtoul(slash + 1, NULL, 10);
+        } else if (pt == PT_PCMU || pt == PT_PCMA) {
+            f.enc = pt == PT_PCMU ? "PCMU" : "PCMA";
+            f.enc_len = 4;
+            f.rate = 8000;
+        } else {
+            continue;
         }
-        if (rm->rm_pt >= 96 && rtpmap_is(rm, "VP8", 90000)) {
-            *codec = SDP_CODEC_VP8;
-            return rm;
+        f.fmtp = attr_for_pt(m, "fmtp", (unsigned)pt);
+        out[n++] = f;
+    }
+    return n;
+}
+
+static bool fmt_is(const struct fmt *f, const char *encoding, unsigned long rate)
+{
+    return f->enc_len == strlen(encoding) && strncasecmp(f->enc, encoding, f->enc_len) == 0 &&
+           f->rate == rate;
+}
+
+/* The first offered codec we take, in the offer's order: PCMU/0, PCMA/8 (static
+ * payload types, with or without an rtpmap) and, when allowed, opus/48000. */
+static bool pick_audio(const sdp_media_t *m, const struct sdp_options *opt, enum sdp_codec *codec,
+                       struct fmt *chosen)
+{
+    struct fmt f[MAX_FMTS];
+    size_t n = formats_of(m, f);
+    for (size_t i = 0; i < n; i++) {
+        if ((f[i].pt == PT_PCMU && fmt_is(&f[i], "PCMU", 8000)) ||
+            (f[i].pt == PT_PCMA && fmt_is(&f[i], "PCMA", 8000)) ||
+            (opt->opus && f[i].pt >= 96 && fmt_is(&f[i], "opus", 48000))) {
+            *codec = f[i].pt == PT_PCMU   ? SDP_CODEC_PCMU
+                     : f[i].pt == PT_PCMA ? SDP_CODEC_PCMA
+                                          : SDP_CODEC_OPUS;
+            *chosen = f[i];
+            return true;
         }
     }
-    return NULL;
+    return false;
+}
+
+static bool pick_video(const sdp_media_t *m, enum sdp_codec *codec, struct fmt *chosen)
+{
+    struct fmt f[MAX_FMTS];
+    size_t n = formats_of(m, f);
+    for (size_t i = 0; i < n; i++) {
+        if (f[i].pt >= 96 && (fmt_is(&f[i], "H264", 90000) || fmt_is(&f[i], "VP8", 90000))) {
+            *codec = fmt_is(&f[i], "H264", 90000) ? SDP_CODEC_H264 : SDP_CODEC_VP8;
+            *chosen = f[i];
+            return true;
+        }
+    }
+    return false;
 }
 
 static int pick_te(const sdp_media_t *m, unsigned long rate)
 {
-    for (const sdp_rtpmap_t *rm = m->m_rtpmaps; rm; rm = rm->rm_next)
-        if (rtpmap_is(rm, "telephone-event", rate))
-            return (int)rm->rm_pt;
+    struct fmt f[MAX_FMTS];
+    size_t n = formats_of(m, f);
+    for (size_t i = 0; i < n; i++)
+        if (fmt_is(&f[i], "telephone-event", rate))
+            return (int)f[i].pt;
     return -1;
 }
 
@@ -337,18 +406,17 @@ static bool printable(const char *s)
 }
 
 /* Fills the offer side of a plan stream from m-line m. */
-static void stream_of(const sdp_session_t *sess, const sdp_media_t *m, int index,
-                      enum profile prof, const sdp_rtpmap_t *rm, enum sdp_codec codec,
-                      const struct sdp_options *opt, struct sdp_stream *st)
+static void stream_of(const sdp_session_t *sess, const sdp_media_t *m, int index, enum profile prof,
+                      const struct fmt *rm, enum sdp_codec codec, const struct sdp_options *opt,
+                      struct sdp_stream *st)
 {
     memset(st, 0, sizeof *st);
     st->accepted = true;
     st->index = index;
     st->codec = codec;
-    st->pt = rm->rm_pt;
-    st->te_pt = m->m_type == sdp_media_audio
-                    ? pick_te(m, codec == SDP_CODEC_OPUS ? 48000ul : 8000ul)
-                    : -1;
+    st->pt = rm->pt;
+    st->te_pt =
+        m->m_type == sdp_media_audio ? pick_te(m, codec == SDP_CODEC_OPUS ? 48000ul : 8000ul) : -1;
     st->secure = prof == PROF_SAVP || prof == PROF_SAVPF;
     st->avpf = prof == PROF_AVPF || prof == PROF_SAVPF;
     st->rtcp_mux = opt->rtcp_mux && has_attr(m, "rtcp-mux");
@@ -374,9 +442,9 @@ static void stream_of(const sdp_session_t *sess, const sdp_media_t *m, int index
         }
     }
     st->rtcp_fb = rtcp_fb_of(m, st->pt);
-    if (m->m_type == sdp_media_video && rm->rm_fmtp && printable(rm->rm_fmtp) &&
-        strlen(rm->rm_fmtp) < sizeof st->fmtp)
-        snprintf(st->fmtp, sizeof st->fmtp, "%s", rm->rm_fmtp);
+    if (m->m_type == sdp_media_video && rm->fmtp && printable(rm->fmtp) &&
+        strlen(rm->fmtp) < sizeof st->fmtp)
+        snprintf(st->fmtp, sizeof st->fmtp, "%s", rm->fmtp);
 }
 
 static const char *codec_name(enum sdp_codec c)
@@ -393,8 +461,10 @@ static const char *proto_name(const struct sdp_stream *st)
 
 static const char *dir_name(const struct sdp_stream *st)
 {
-    return st->send && st->recv ? "sendrecv" : st->send ? "sendonly" : st->recv ? "recvonly"
-                                                                                : "inactive";
+    return st->send && st->recv ? "sendrecv"
+           : st->send           ? "sendonly"
+           : st->recv           ? "recvonly"
+                                : "inactive";
 }
 
 static void put_stream(struct out *o, const struct sdp_stream *st, bool audio)
@@ -410,8 +480,7 @@ static void put_stream(struct out *o, const struct sdp_stream *st, bool audio)
         put(o, "a=fmtp:%u %s\r\n", st->pt, st->fmtp);
     if (st->te_pt >= 0) {
         unsigned rate = st->codec == SDP_CODEC_OPUS ? 48000 : 8000;
-        put(o, "a=rtpmap:%d telephone-event/%u\r\na=fmtp:%d 0-15\r\n", st->te_pt, rate,
-            st->te_pt);
+        put(o, "a=rtpmap:%d telephone-event/%u\r\na=fmtp:%d 0-15\r\n", st->te_pt, rate, st->te_pt);
     }
     if (!audio) {
         if (st->rtcp_fb & SDP_FB_NACK)
@@ -432,8 +501,7 @@ static void put_stream(struct out *o, const struct sdp_stream *st, bool audio)
 
 ssize_t sdp_negotiate(const char *offer, size_t offer_len, const struct sdp_answer_params *p,
                       const struct sdp_options *opt_in, sdp_accept_fn accept, void *arg,
-                      struct sdp_plan *plan_out, char *out, size_t outlen, char *why,
-                      size_t whylen)
+                      struct sdp_plan *plan_out, char *out, size_t outlen, char *why, size_t whylen)
 {
     ssize_t ret = SDP_REFUSED;
     su_home_t home[1];
@@ -517,8 +585,8 @@ ssize_t sdp_negotiate(const char *offer, size_t offer_len, const struct sdp_answ
             continue;
         }
         enum sdp_codec codec;
-        const sdp_rtpmap_t *rm = pick_audio(m, &opt, &codec);
-        if (!rm) {
+        struct fmt rm;
+        if (!pick_audio(m, &opt, &codec, &rm)) {
             if (!first_nocodec)
                 first_nocodec = m;
             continue;
@@ -526,7 +594,7 @@ ssize_t sdp_negotiate(const char *offer, size_t offer_len, const struct sdp_answ
         if (chosen && !sec)
             continue;
         chosen = m;
-        stream_of(sess, m, index, prof, rm, codec, &opt, &plan->audio);
+        stream_of(sess, m, index, prof, &rm, codec, &opt, &plan->audio);
         if (sec || policy != SDP_SRTP_OPTIONAL)
             break;
     }
@@ -560,11 +628,11 @@ ssize_t sdp_negotiate(const char *offer, size_t offer_len, const struct sdp_answ
             (sec && !has_attr(m, "crypto")))
             continue;
         enum sdp_codec codec;
-        const sdp_rtpmap_t *rm = pick_video(m, &codec);
-        if (!rm)
+        struct fmt rm;
+        if (!pick_video(m, &codec, &rm))
             continue;
         vchosen = m;
-        stream_of(sess, m, index, prof, rm, codec, &opt, &plan->video);
+        stream_of(sess, m, index, prof, &rm, codec, &opt, &plan->video);
     }
 
     int rc = accept(arg, plan, why, whylen);
