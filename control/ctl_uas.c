@@ -18,6 +18,7 @@
  * conference (ctl_worker.c, owner_of), so the session is created on the
  * conference's worker with no further hop. It closes when the dialog ends. A
  * media timeout ends the dialog with a BYE of ours (ctl_uac.c). */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "cn_log.h"
 #include "ctl_internal.h"
 #include "ctl_msg.h"
+#include "ctl_proxy.h"
 #include "ctl_uac.h"
 #include "sdp_answer.h"
 
@@ -345,22 +347,36 @@ void ctl_uas_placed(struct ctl_worker *cw, const struct ctl_msg_claim *a)
             sip_msg_free(m);
         return;
     }
-    /* another node hosts it: send the caller there */
-    char extra[512], first[64];
+    /* another node hosts it: proxy the call there over mutual TLS (Record-Route
+     * keeps this node on the path, so the caller's ACK and BYE come back through
+     * it); the SDP answer is the owner's, so media goes straight to the owner */
+    struct ctl_target to = {.transport = CN_TRANSPORT_TLS, .tls_name = a->owner_fqdn};
+    char first[64];
     size_t k = strcspn(a->owner_addresses, ",");
     snprintf(first, sizeof first, "%.*s", (int)(k < sizeof first ? k : sizeof first - 1),
              a->owner_addresses);
-    const struct ctl_listen *l = &cw->sh->listen;
-    bool tls = t->peer.transport == CN_TRANSPORT_TLS;
-    snprintf(extra, sizeof extra, "Contact: <sip:%s@%s%s%s:%u;transport=%s>\r\n", room->user,
-             strchr(first, ':') ? "[" : "", first[0] ? first : a->owner_fqdn,
-             strchr(first, ':') ? "]" : "", tls ? l->tls_port : l->udp_port,
-             tls ? "tls" : cn_transport_name(t->peer.transport));
-    for (char *p = strstr(extra, "transport="); p && *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p - 'A' + 'a');
-    reply(cw, t, m, 302, NULL, extra);
-    sip_msg_free(m);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&to.addr;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&to.addr;
+    uint16_t port = htons(cw->sh->listen.tls_port); /* every node listens alike */
+    if (inet_pton(AF_INET, first, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = port;
+        to.addrlen = sizeof *a4;
+    } else if (inet_pton(AF_INET6, first, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = port;
+        to.addrlen = sizeof *a6;
+    } else {
+        char why[200];
+        snprintf(why, sizeof why, "Conference owner %s has no usable address", a->owner);
+        reply_warning(cw, t, m, 503, NULL, why, "Retry-After: 5\r\n");
+        sip_msg_free(m);
+        return;
+    }
+    if (!to.tls_name[0])
+        to.tls_name = NULL;
+    struct ctl_proxy_opts opts = {.record_route = true};
+    ctl_proxy_forward(cw, t, m, &t->peer, &to, 1, &opts);
 }
 
 /* Returns true when the request was taken over (t->pending). */
