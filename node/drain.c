@@ -112,6 +112,10 @@ static int http_request(const char *host, uint16_t port, const char *method, con
                      "%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: confnode-drain\r\n"
                      "Content-Length: 0\r\nConnection: close\r\n\r\n",
                      method, path, host);
+    if (n < 0 || (size_t)n >= sizeof req) {
+        fail(err, errsz, "request too long");
+        goto out;
+    }
     for (size_t sent = 0; sent < (size_t)n;) {
         ssize_t w = send(fd, req + sent, (size_t)n - sent, MSG_NOSIGNAL);
         if (w > 0) {
