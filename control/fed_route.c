@@ -18,6 +18,7 @@
 #include <ctype.h>
 #include <regex.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,6 +249,111 @@ int fed_hostport_parse(const char *text, struct fed_hostport *out, char *err, si
     return 0;
 }
 
+static size_t sat_add(size_t a, size_t b)
+{
+    return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
+static size_t sat_mul(size_t a, size_t b)
+{
+    return a && b > SIZE_MAX / a ? SIZE_MAX : a * b;
+}
+
+/* The end of the bracket expression that starts at p ('['): its ']', or the NUL. */
+static const char *bracket_end(const char *p)
+{
+    p++;
+    if (*p == '^')
+        p++;
+    if (*p == ']')
+        p++;
+    while (*p && *p != ']') {
+        if (*p == '[' && p[1] && strchr(":=.", p[1])) {
+            char kind = p[1];
+            p += 2;
+            while (*p && !(*p == kind && p[1] == ']'))
+                p++;
+            p = *p ? p + 2 : p;
+        } else {
+            p++;
+        }
+    }
+    return p;
+}
+
+/* A {m}, {m,} or {m,n} interval at p: its largest count and *end after the '}';
+ * 0 when p is not an interval. */
+static size_t interval(const char *p, const char **end)
+{
+    size_t m = 0, n = 0, digits = 0;
+    bool comma = false;
+    for (p++; *p && *p != '}'; p++) {
+        if (*p == ',' && !comma) {
+            comma = true;
+        } else if (isdigit((unsigned char)*p) && ++digits <= 6) {
+            size_t *v = comma ? &n : &m;
+            *v = *v * 10 + (size_t)(*p - '0');
+        } else {
+            return 0;
+        }
+    }
+    if (*p != '}')
+        return 0;
+    *end = p + 1;
+    return n > m ? n : m;
+}
+
+enum { ERE_COST_MAX = 4096, ERE_ADJACENT = -1, ERE_TOO_DEEP = -2 };
+
+/* An estimate of the nodes glibc's regcomp() builds for the ERE at p, up to an
+ * unmatched ')' or the end (*end): a repeated atom is copied ('+' once, {m,n}
+ * max(m,n) times), so nesting multiplies. *why gets ERE_ADJACENT for two
+ * repetition operators in a row (undefined in POSIX; "a++++" grows exponentially in
+ * glibc) or ERE_TOO_DEEP. */
+static size_t ere_cost(const char *p, const char **end, unsigned depth, int *why)
+{
+    size_t total = 0, atom = 0;
+    bool after_repeat = false;
+    if (depth > 32) {
+        *why = ERE_TOO_DEEP;
+        return SIZE_MAX;
+    }
+    while (*p && *p != ')') {
+        const char *next = p + 1;
+        size_t count = *p == '{' ? interval(p, &next) : 0;
+        if (*p == '*' || *p == '+' || *p == '?' || count) {
+            if (after_repeat) {
+                *why = ERE_ADJACENT;
+                return SIZE_MAX;
+            }
+            size_t factor = *p == '+' ? 2 : count ? count + 1 : 1;
+            atom = sat_add(sat_mul(atom, factor), 1);
+            after_repeat = true;
+            p = next;
+            continue;
+        }
+        total = sat_add(total, atom);
+        after_repeat = false;
+        atom = 1;
+        if (*p == '(') {
+            const char *close;
+            atom = sat_add(ere_cost(p + 1, &close, depth + 1, why), 1);
+            if (*why)
+                return SIZE_MAX;
+            p = *close ? close + 1 : close;
+        } else if (*p == '[') {
+            p = bracket_end(p);
+            p = *p ? p + 1 : p;
+        } else if (*p == '\\') {
+            p += p[1] ? 2 : 1;
+        } else {
+            p++;
+        }
+    }
+    *end = p;
+    return sat_add(total, atom);
+}
+
 /* True when the extended regex p holds a back-reference (\1..\9) outside bracket
  * expressions. */
 static bool ere_has_backref(const char *p)
@@ -262,25 +368,10 @@ static bool ere_has_backref(const char *p)
         }
         if (p[i] != '[')
             continue;
-        size_t j = i + 1;
-        if (p[j] == '^')
-            j++;
-        if (p[j] == ']')
-            j++;
-        while (p[j] && p[j] != ']') {
-            if (p[j] == '[' && p[j + 1] && strchr(":=.", p[j + 1])) {
-                char kind = p[j + 1];
-                size_t k = j + 2;
-                while (p[k] && !(p[k] == kind && p[k + 1] == ']'))
-                    k++;
-                j = p[k] ? k + 2 : k;
-            } else {
-                j++;
-            }
-        }
-        if (!p[j])
+        const char *close = bracket_end(p + i);
+        if (!*close)
             return false;
-        i = j;
+        i = (size_t)(close - p);
     }
     return false;
 }
@@ -311,12 +402,31 @@ int fed_route_check_pattern(fed_pattern_t type, const char *pattern, size_t *gro
         return 0;
     if (type != FED_PATTERN_REGEX)
         return fail(err, errsz, "unknown pattern type");
+    /* before regcomp(), which is what would blow up */
+    int why = 0;
+    size_t cost = 0;
+    for (const char *p = pattern;;) {
+        const char *end;
+        cost = sat_add(cost, ere_cost(p, &end, 0, &why));
+        if (why || !*end)
+            break;
+        p = end + 1; /* an unmatched ')' (a literal for glibc): go on after it */
+    }
+    if (why == ERE_ADJACENT)
+        return fail(err, errsz,
+                    "two repetition operators in a row (\"a++\", \"a*?\") are "
+                    "undefined in POSIX extended regular expressions");
+    if (why == ERE_TOO_DEEP || cost > ERE_COST_MAX)
+        return fail(err, errsz,
+                    "too complex: nested or counted repetitions would expand it "
+                    "beyond %d nodes",
+                    ERE_COST_MAX);
     regex_t re;
     int rc = regcomp(&re, pattern, REG_EXTENDED | REG_ICASE);
     if (rc != 0) {
-        char why[128];
-        regerror(rc, &re, why, sizeof why);
-        return fail(err, errsz, "not a POSIX extended regular expression: %s", why);
+        char text[128];
+        regerror(rc, &re, text, sizeof text);
+        return fail(err, errsz, "not a POSIX extended regular expression: %s", text);
     }
     size_t nsub = re.re_nsub;
     regfree(&re);
@@ -1049,7 +1159,18 @@ __attribute__((format(printf, 2, 3))) static void set_detail(struct fed_route_re
     va_end(ap);
 }
 
-/* A 403 with ms-diagnostics 1027 naming `domain`. */
+/* `domain` when it is a host name or IP literal, else a placeholder: what a peer
+ * sent is echoed in headers and logs only when it is a plausible name. */
+static const char *shown_domain(const char *domain)
+{
+    if (domain && domain[0] &&
+        (name_ok(domain, FED_NAME_ALLOW_SINGLE_LABEL) ||
+         fed_name_is_ip_literal(domain, FED_NAME_NUL)))
+        return domain;
+    return NULL;
+}
+
+/* A 403 with ms-diagnostics 1027 naming `domain` (when it is a valid name). */
 static void refuse(const struct fed_router *r, struct fed_route_result *out, const char *domain)
 {
     set_status(out, FED_ROUTE_REFUSED, 403, "Forbidden");
@@ -1057,11 +1178,12 @@ static void refuse(const struct fed_router *r, struct fed_route_result *out, con
     out->diag_reason = fed_diag_reason(FED_DIAG_CANNOT_ROUTE);
     struct fed_diag_param params[2];
     size_t n = 0;
-    if (domain && domain[0])
+    if (shown_domain(domain))
         params[n++] = (struct fed_diag_param){"domain", domain};
     if (r->diag_source[0])
         params[n++] = (struct fed_diag_param){"source", r->diag_source};
-    if (fed_diag_build(out->diag, sizeof out->diag, FED_DIAG_CANNOT_ROUTE, NULL, params, n) < 0)
+    if (fed_diag_build(out->diag, sizeof out->diag, FED_DIAG_CANNOT_ROUTE, NULL, params, n) < 0 &&
+        fed_diag_build(out->diag, sizeof out->diag, FED_DIAG_CANNOT_ROUTE, NULL, NULL, 0) < 0)
         out->diag[0] = '\0';
 }
 
@@ -1202,7 +1324,7 @@ static bool inbound_allowed(const struct fed_router *r, const struct fed_route_r
     if (source == SRC_DNS && (!from_ok || !privacy_allows(r, from))) {
         refuse(r, out, from);
         set_detail(out, "privacy mode %s refuses the From domain \"%s\"",
-                   fed_privacy_str(r->privacy), from);
+                   fed_privacy_str(r->privacy), shown_domain(from) ? from : "(not a name)");
         return false;
     }
     return true;

@@ -549,6 +549,16 @@ static void allow_list_admits_only_listed_domains_ignoring_case(void **state)
     assert_int_equal(
         decide_full("INVITE", "dns", "sip:bob@partner.example", NULL, FED_ARRIVAL_MTLS),
         FED_ROUTE_REFUSED);
+    /* what is not a name is not echoed in the header, which still says why */
+    char junk[240];
+    memset(junk, '\\', sizeof junk - 1);
+    junk[sizeof junk - 1] = '\0';
+    assert_int_equal(
+        decide_full("INVITE", "dns", "sip:bob@partner.example", junk, FED_ARRIVAL_MTLS),
+        FED_ROUTE_REFUSED);
+    assert_int_equal(strncmp(fx.res.diag, "1027;reason=\"Cannot route", 25), 0);
+    assert_null(strstr(fx.res.diag, "domain="));
+    assert_non_null(strstr(fx.res.detail, "(not a name)"));
 }
 
 static void deny_list_refuses_only_listed_domains(void **state)
@@ -929,6 +939,39 @@ static void back_references_in_patterns_and_missing_groups_are_refused(void **st
     assert_one_problem("search_rules[0].replace", "\\q is not");
 }
 
+static void regexes_that_would_explode_when_compiled_are_refused(void **state)
+{
+    (void)state;
+    char err[256], deep[128] = "";
+    static const char *const adjacent[] = {"(@)*.++++++++++++++++++++++++++(.*)", "a**", "a+?",
+                                           "a{2}{3}", "x)a++"};
+    for (size_t i = 0; i < sizeof adjacent / sizeof adjacent[0]; i++) {
+        assert_int_equal(
+            fed_route_check_pattern(FED_PATTERN_REGEX, adjacent[i], NULL, err, sizeof err), -1);
+        if (!strstr(err, "two repetition operators in a row"))
+            fail_msg("%s: %s", adjacent[i], err);
+    }
+    /* nested '+' doubles at each level: 13 levels is beyond the bound */
+    for (int i = 0; i < 13; i++)
+        strcat(deep, "(");
+    strcat(deep, "a");
+    for (int i = 0; i < 13; i++)
+        strcat(deep, "+)");
+    const char *const big[] = {deep, "((a{50}){50}){3}", "a{32767}", "x)((b{99}){99})"};
+    for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) {
+        assert_int_equal(fed_route_check_pattern(FED_PATTERN_REGEX, big[i], NULL, err, sizeof err),
+                         -1);
+        if (!strstr(err, "too complex"))
+            fail_msg("%s: %s", big[i], err);
+    }
+    /* ordinary patterns stay well inside */
+    static const char *const fine[] = {"(a{50}){50}", "a+b+c+d+e+f+g+h+i+j+k+l+m+n+",
+                                       "[+*?{]+@x\\.com", "a\\++@x", "((meet|vmr)\\.)?[a-z]+@.*"};
+    for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++)
+        if (fed_route_check_pattern(FED_PATTERN_REGEX, fine[i], NULL, err, sizeof err) != 0)
+            fail_msg("%s: %s", fine[i], err);
+}
+
 static void rule_shapes_that_cannot_work_are_refused(void **state)
 {
     (void)state;
@@ -1166,6 +1209,7 @@ int main(void)
         T(zone_for_address_finds_a_neighbour_by_its_ip),
         T(a_regex_that_does_not_compile_names_its_rule),
         T(back_references_in_patterns_and_missing_groups_are_refused),
+        T(regexes_that_would_explode_when_compiled_are_refused),
         T(rule_shapes_that_cannot_work_are_refused),
         T(zone_names_must_be_unique_and_not_reserved),
         T(security_mode_and_transport_must_agree),
