@@ -109,6 +109,7 @@ results_dir=$(realpath -m "$results_dir")
 cd "$tmp"
 # both the servers and the client need a descriptor per connection
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+ulimit -c 0 # a crashing server with a 2 GB shared-memory segment would write a 2 GB core
 nofile=$(ulimit -n)
 if ((nofile < conns + 200)); then
     bench_log "open-file limit $nofile is below $((conns + 200)); lowering --conns"
@@ -266,6 +267,8 @@ measure_kamailio() {
     fi
     sleep 2
     hold kamailio "$pid" "$kam_tls_port"
+    grep -E 'exited by a signal|CRITICAL' "$tmp/kamailio.log" | sort | uniq -c | sort -rn | head -n 3 |
+        sed 's/^/  kamailio log: /' >>"$tmp/notes.txt" || true
     bench_stop "$pid" 10
 }
 

@@ -29,7 +29,9 @@ Usage: bench/side_by_side.sh [options]
   --refine N           bisection steps after the first failure (default 3)
   --settle N           seconds after a step before the responder's CPU is read (default 6)
   --workers N          confnode workers, Kamailio children/tcp_children (default 2)
-  --conns N            TLS connections confbench keeps open (default 2)
+  --rooms N            rooms the calls are spread over, one generator process each
+                       (default 16; a room's conference holds 32 participants)
+  --conns N            TLS connections each generator process keeps open (default 1)
   --gen-rate N         rate of the sipp-vs-confbench comparison (default: 80% of
                        confnode's UDP maximum, at most 4000)
   --port-base N        Kamailio on N (UDP/TCP) and N+1 (TLS), confnode on N+10 and
@@ -59,7 +61,8 @@ step_seconds=5
 refine=3
 settle=6
 workers=2
-conns=2
+conns=1
+rooms=16
 gen_rate=""
 profile=1
 nice_n=-20
@@ -95,6 +98,7 @@ while (($# > 0)); do
     --settle) settle=$val ;;
     --workers) workers=$val ;;
     --conns) conns=$val ;;
+    --rooms) rooms=$val ;;
     --gen-rate) gen_rate=$val ;;
     --nice) nice_n=$val ;;
     --port-base) port_base=$val ;;
@@ -102,14 +106,15 @@ while (($# > 0)); do
     *) echo "unknown option $opt (see --help)" >&2; exit 2 ;;
     esac
 done
-for v in rate_start rate_max step_seconds refine settle workers conns port_base; do
+for v in rate_start rate_max step_seconds refine settle workers conns rooms port_base; do
     is_uint "${!v}" || { echo "--${v//_/-} must be a non-negative integer" >&2; exit 2; }
 done
 [[ $nice_n =~ ^-?[0-9]+$ ]] || { echo "--nice must be an integer" >&2; exit 2; }
 [[ -z $gen_rate ]] || is_uint "$gen_rate" || { echo "--gen-rate must be an integer" >&2; exit 2; }
 ((rate_start >= 1 && rate_max >= rate_start && step_seconds >= 1 && step_seconds <= 60)) ||
     { echo "need 1 <= --start <= --max and --step-seconds 1..60" >&2; exit 2; }
-((refine <= 6 && settle <= 60 && workers >= 1 && workers <= 64 && conns >= 1 && conns <= 64)) ||
+((refine <= 6 && settle <= 60 && workers >= 1 && workers <= 64 && conns >= 1 && conns <= 64 &&
+    rooms >= 1 && rooms <= 60)) ||
     { echo "--refine 0..6, --settle 0..60, --workers 1..64, --conns 1..64" >&2; exit 2; }
 for p in $parts; do
     case $p in sip | generator | handshake | idle | media) ;; *) echo "unknown part $p" >&2; exit 2 ;; esac
@@ -147,6 +152,7 @@ tmp=$BENCH_TMP
 results_dir=$(realpath -m "$results_dir")
 cd "$tmp"
 ulimit -n 65536 2>/dev/null || true
+ulimit -c 0 # a crashing server with a 1 GB shared-memory segment would write a 1 GB core
 
 # --- CPU placement: responder on CPU 0 (or the first nproc-1), generators on the rest ----
 ncpu=$(nproc)
@@ -210,6 +216,7 @@ start_kamailio() {
         bench_wait_listen "$resp_pid" tcp "$kam_tls_port" 15 ||
         { tail -n 5 "$tmp/kamailio.log" >&2; bench_stop "$resp_pid"; resp_pid=""; return 1; }
     sleep 1
+    warm_up "$kam_port"
 }
 
 start_confnode() {
@@ -220,9 +227,11 @@ node: { name = "bench"; workers = $workers; log_level = "warn"; pin_workers = fa
 sip: { listen = "127.0.0.1"; udp_port = $node_port; tcp_port = $node_port;
        tls_port = $node_tls_port; domain = "example.test"; };
 tls: { certificate = "$cert"; key = "$key"; ca = "$ca"; verify_client = "none"; };
-media: { address = "127.0.0.1"; port_min = 20000; port_max = 59999; media_timeout = 0; };
+media: { address = "127.0.0.1"; port_min = 20000; port_max = 31999; media_timeout = 0; };
 admin: { listen = "127.0.0.1"; port = $admin_port; };
-vmrs = ( { alias = "meet@example.test"; name = "Bench room"; } );
+vmrs = ( $(for ((k = 1; k <= rooms; k++)); do
+        printf '{ alias = "room%d@example.test"; name = "Bench room %d"; }%s' "$k" "$k" \
+            "$( ((k < rooms)) && echo ", ")"; done) );
 EOF
     bench_spawn "$tmp/confnode.log" "${pin_resp[@]}" "$node_bin" run -c "$conf"
     resp_pid=$BENCH_LAST_PID
@@ -230,6 +239,19 @@ EOF
         bench_wait_listen "$resp_pid" tcp "$node_tls_port" 15 ||
         { tail -n 5 "$tmp/confnode.log" >&2; bench_stop "$resp_pid"; resp_pid=""; return 1; }
     sleep 1
+    warm_up "$node_port"
+}
+
+# warm_up PORT: up to 10 short UDP runs until one passes, so that the first measured step
+# does not see a responder still finishing its start-up.
+warm_up() {
+    local i
+    for ((i = 0; i < 10; i++)); do
+        "$cb_bin" "127.0.0.1:$1" -u room1 -r 20 -n 10 --timeout 2s --drain 3s -q \
+            >"$tmp/warmup.out" 2>&1 && return 0
+        sleep 1
+    done
+    bench_log "warm-up calls to port $1 kept failing: $(tail -n 1 "$tmp/warmup.out")"
 }
 
 stop_responder() {
@@ -249,44 +271,82 @@ run_step() {
     local budget=$((step_seconds * 3 + 20))
     out=${json%.json}.out
     tfile=${json%.json}.time
-    local -a cmd
-    if [[ $gen == confbench ]]; then
-        cmd=("$cb_bin" "127.0.0.1:$port" -t "$transport" -r "$rate" -d "$step_seconds"
-            -m "$limit" --timeout 5s --drain 10s -q --json "$json")
-        if [[ $transport == tls ]]; then
-            cmd+=(--ca "$ca" --tls-name "$tls_name" -c "$conns")
-        else
-            # shellcheck disable=SC2054 # one argument: confbench's comma-separated list
-            cmd+=(-b 127.0.0.1,127.0.0.2)
-        fi
-    else
-        # sipp's built-in uac (INVITE, 100, 200+SDP, ACK, BYE, 200), UDP only
-        cmd=(sipp -sn uac -s meet "127.0.0.1:$port" -t u1 -r "$rate" -m "$calls" -l "$limit"
-            -d 0 -nostdin -timeout "${budget}s" -timeout_error -recv_timeout 5000
-            -trace_stat -stf "${json%.json}.csv" -fd 60)
-    fi
+    # one generator process per room, the rate split over them, all on the generator CPUs
+    local k n_rooms=$rooms kr kc
+    ((rate < n_rooms * 2)) && n_rooms=1
+    local -a pids=() cmd=()
     m0=$(bench_busy_ticks)
     r0=$(bench_tree_ticks "$resp_pid")
     t0=$(date +%s.%N)
     local TIMEFORMAT='%U %S'
-    { time "${pin_load[@]}" timeout -k 5 "$budget" "${cmd[@]}" >"$out" 2>&1 || rc=$?; } 2>"$tfile"
+    {
+        time {
+            for ((k = 1; k <= n_rooms; k++)); do
+                kr=$((rate / n_rooms + (k <= rate % n_rooms ? 1 : 0)))
+                kc=$((kr * step_seconds))
+                if [[ $gen == confbench ]]; then
+                    cmd=("$cb_bin" "127.0.0.1:$port" -t "$transport" -u "room$k" -r "$kr"
+                        -d "$step_seconds" -m $((limit / n_rooms + 100)) --timeout 5s --drain 10s
+                        -q --json "${json%.json}-$k.json")
+                    if [[ $transport == tls ]]; then
+                        cmd+=(--ca "$ca" --tls-name "$tls_name" -c "$conns")
+                    else
+                        cmd+=(-b "127.0.0.$((2 * k)),127.0.0.$((2 * k + 1))")
+                    fi
+                else
+                    # sipp's built-in uac (INVITE, 100, 200+SDP, ACK, BYE, 200), UDP only
+                    cmd=(sipp -sn uac -s "room$k" "127.0.0.1:$port" -i "127.0.0.$((2 * k))" -t u1
+                        -r "$kr" -m "$kc" -l $((limit / n_rooms + 100)) -d 0 -nostdin
+                        -timeout "${budget}s" -timeout_error -recv_timeout 5000
+                        -trace_stat -stf "${json%.json}-$k.csv" -fd 60)
+                fi
+                "${pin_load[@]}" timeout -k 5 "$budget" "${cmd[@]}" >"${out%.out}-$k.out" 2>&1 &
+                pids+=($!)
+            done
+            : >"${out%.out}.rcs"
+            for k in "${pids[@]}"; do
+                wait "$k" || echo $? >>"${out%.out}.rcs"
+            done
+        }
+    } 2>"$tfile"
     t1=$(date +%s.%N)
+    rc=$(sort -n "${out%.out}.rcs" 2>/dev/null | tail -n 1)
+    rc=${rc:-0}
     sleep "$settle"
     r1=$(bench_tree_ticks "$resp_pid")
     m1=$(bench_busy_ticks)
     t2=$(date +%s.%N)
-    read -r gu gs <"$tfile" || { gu=0; gs=0; }
-    if [[ $gen == confbench && -s $json ]]; then
-        read -r succ failed retr elapsed unfinished dropped < <(jq -r '.totals | [.succeeded,
-            .failed, .retransmissions, .elapsed_s, .unfinished,
-            .launches_dropped_max_calls + .launches_dropped_late] | map(tostring) | join(" ")' "$json")
-        why=$(jq -r '[.failures.by_reason // {} | to_entries[] | select(.value > 0) |
-            "\(.key)=\(.value)"] + [.failures.by_code // {} | to_entries[] |
-            select(.value > 0) | "code\(.key)=\(.value)"] | join(",")' "$json" 2>/dev/null || true)
-    elif [[ $gen == sipp && -s ${json%.json}.csv ]]; then
-        read -r succ failed retr elapsed < <(tail -n 1 "${json%.json}.csv" | awk -F';' '{
-            n = split($1, a, "\t"); s = a[n]; n = split($3, b, "\t")
-            printf "%d %d %d %.3f\n", $16, $18, $58, b[n] - s }')
+    read -r gu gs < <(grep -E '^[0-9.]+ [0-9.]+$' "$tfile" | tail -n 1) || { gu=0; gs=0; }
+    local -a jsons=()
+    if [[ $gen == confbench ]]; then
+        for ((k = 1; k <= n_rooms; k++)); do
+            [[ -s ${json%.json}-$k.json ]] && jsons+=("${json%.json}-$k.json")
+        done
+    fi
+    if [[ $gen == confbench ]] && ((${#jsons[@]} == n_rooms)); then
+        read -r succ failed retr elapsed unfinished dropped < <(jq -rs 'map(.totals) |
+            [(map(.succeeded) | add), (map(.failed) | add), (map(.retransmissions) | add),
+             (map(.elapsed_s) | max), (map(.unfinished) | add),
+             (map(.launches_dropped_max_calls + .launches_dropped_late) | add)] |
+            map(tostring) | join(" ")' "${jsons[@]}")
+        why=$(jq -rs '[map(.failures.by_reason // {} | to_entries[]) | group_by(.key)[] |
+            {key: .[0].key, value: (map(.value) | add)} | select(.value > 0) |
+            "\(.key)=\(.value)"] + [map(.failures.by_code // {} | to_entries[]) |
+            group_by(.key)[] | {key: .[0].key, value: (map(.value) | add)} |
+            select(.value > 0) | "code\(.key)=\(.value)"] | join(",")' "${jsons[@]}" 2>/dev/null || true)
+    elif [[ $gen == sipp ]]; then
+        local a b c e
+        for ((k = 1; k <= n_rooms; k++)); do
+            if [[ ! -s ${json%.json}-$k.csv ]]; then
+                failed=$((failed + rate / n_rooms * step_seconds))
+                continue
+            fi
+            read -r a b c e < <(tail -n 1 "${json%.json}-$k.csv" | awk -F';' '{
+                n = split($1, x, "\t"); s = x[n]; n = split($3, y, "\t")
+                printf "%d %d %d %.3f\n", $16, $18, $58, y[n] - s }')
+            succ=$((succ + a)) failed=$((failed + b)) retr=$((retr + c))
+            elapsed=$(awk -v x="$elapsed" -v y="$e" 'BEGIN { print (y > x ? y : x) }')
+        done
     else
         failed=$calls
     fi
@@ -307,8 +367,10 @@ run_step() {
         verdict="fail(exit $rc${why:+: $why})"
     elif ((failed != 0 || succ != calls || unfinished != 0 || dropped != 0)); then
         verdict="fail($failed failed, $unfinished unfinished, $dropped not launched${why:+: $why})"
-    elif ((achieved * 10 < rate * 9)); then
-        verdict="fail(rate < 90%)"
+    elif awk -v e="$elapsed" -v d="$step_seconds" 'BEGIN { exit !(e > d * 1.1 + 0.5) }'; then
+        # every call was made on time, but answering them took longer than the step
+        # (+10% + 0.5 s): the responder did not keep up (retransmissions, queues)
+        verdict="fail(calls took ${elapsed}s > ${step_seconds}s + 10% + 0.5s)"
     else
         step_ok=1
     fi
@@ -378,20 +440,18 @@ ramp() {
 
 # profile_tls RATE: perf samples of confnode while confbench runs RATE calls/s over TLS.
 profile_tls() {
-    local rate=$1 secs=$((step_seconds < 5 ? 5 : step_seconds)) pdata=$tmp/perf.data
+    local rate=$1 pdata=$tmp/perf.data
     if ! command -v perf >/dev/null; then
         put profile "not run: perf missing (apt-get install linux-perf)"
         return 0
     fi
     local ev=cpu-clock
     perf stat -e instructions true 2>&1 | grep -q 'not supported' || ev=cycles
-    bench_spawn "$tmp/perf.log" perf record -e "$ev" -g -F 999 -p "$resp_pid" -o "$pdata" -- sleep "$((secs + 1))"
-    local ppid=$BENCH_LAST_PID
+    bench_spawn "$tmp/perf.log" perf record -e "$ev" -g -F 999 -p "$resp_pid" -o "$pdata" -- \
+        sleep "$((step_seconds + 1))"
+    local ppid=$BENCH_LAST_PID i
     sleep 0.5
-    "${pin_load[@]}" timeout -k 5 $((secs + 30)) "$cb_bin" "127.0.0.1:$node_tls_port" -t tls \
-        -r "$rate" -d "$secs" --ca "$ca" --tls-name "$tls_name" -c "$conns" -q --timeout 5s \
-        --drain 10s >/dev/null 2>&1 || true
-    local i
+    run_step confnode tls confbench "$rate" "$node_tls_port"
     for ((i = 0; i < 100; i++)); do bench_alive "$ppid" || break; sleep 0.1; done
     bench_stop "$ppid"
     if [[ ! -s $pdata ]]; then
@@ -399,7 +459,8 @@ profile_tls() {
         return 0
     fi
     {
-        echo "perf record -e $ev -g of confnode at $rate calls/s over TLS for $secs s ($ev samples):"
+        echo "perf record -e $ev -g of confnode during one more TLS step at $rate calls/s (the"
+        echo "last 'tls confnode' line of the step table), $step_seconds s:"
         echo "by shared object:"
         perf report -i "$pdata" --no-children --sort dso --stdio 2>/dev/null |
             grep -E '^ +[0-9.]+%' | head -n 12
@@ -519,7 +580,7 @@ report() {
     echo "started: $started"
     echo "command: bench/side_by_side.sh --parts '$parts' --transports '$transports'" \
         "--start $rate_start --max $rate_max --step-seconds $step_seconds --refine $refine" \
-        "--settle $settle --workers $workers --conns $conns --nice $nice_n$( ((quick)) && echo " --quick")"
+        "--settle $settle --workers $workers --rooms $rooms --conns $conns --nice $nice_n$( ((quick)) && echo " --quick")"
     echo "$machine"
     echo "loadavg after: $loadavg_after"
     echo "versions: $( (kamailio -v 2>/dev/null || true) | sed -n 's/^version: *//p' | head -n 1);" \
@@ -527,7 +588,8 @@ report() {
         "$(openssl version); rtpengine $( (rtpengine --version 2>&1 || true) | sed -n 's/^Version: *//p')"
     echo "confnode: $node_bin (built $(date -u -r "$node_bin" +%Y-%m-%dT%H:%M:%SZ))," \
         "tree $(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)"
-    echo "confbench: $cb_bin; workers: $workers; TLS connections: $conns;" \
+    echo "confbench: $cb_bin; workers: $workers; rooms (generator processes): $rooms;" \
+        "TLS connections per process: $conns;" \
         "pinning: responder CPUs $resp_cpus, generators CPUs $load_cpus; nice $nice_n"
     grep -E '^tls\.' "$summary" | sed 's/^tls\./tls: /' || true
     echo
