@@ -23,8 +23,12 @@ CONFNODE_PACKAGES=(
     # unit tests
     libcmocka-dev
     # integration tests: real peers and tools
-    openssl sip-tester stunnel4 redis-server dnsmasq-base curl jq iproute2 procps python3
-    ca-certificates
+    openssl sip-tester stunnel4 redis-server redis-sentinel dnsmasq-base curl jq iproute2
+    procps python3 ca-certificates baresip
+    # DPDK fast path (dataplane = "dpdk") and dpdk-testpmd for its benchmark
+    dpdk dpdk-dev libdpdk-dev
+    # confbench plots
+    gnuplot-nox
 )
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
@@ -99,4 +103,18 @@ main() {
     log "all ${#CONFNODE_PACKAGES[@]} packages present"
 }
 
-main "$@"
+# libsrtp2 with the OpenSSL backend (several times faster per packet than Debian's
+# NSS build, docs/media.md): built once from Debian's own source package. Optional:
+# when the source package cannot be fetched, the node builds on Debian's library.
+srtp_openssl() {
+    [[ "${CONFNODE_SKIP_BOOTSTRAP:-0}" == 1 || "${CONFNODE_SKIP_SRTP_BUILD:-0}" == 1 ]] && return 0
+    [[ "${1:-}" == --list || "${1:-}" == --check ]] && return 0
+    local here
+    here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+    if ! as_root "$here/build-libsrtp2-openssl.sh" >/tmp/confnode-libsrtp2-build.log 2>&1; then
+        log "libsrtp2 with OpenSSL could not be built (see /tmp/confnode-libsrtp2-build.log);"
+        log "continuing with Debian's libsrtp2 (correct, slower SRTP)"
+    fi
+}
+
+main "$@" && srtp_openssl "$@"
