@@ -434,6 +434,17 @@ cl_cert_make() {
         --key-type ec >"$p/csr.log" 2>&1 || cl_die "confnode csr failed: $(tail -n 3 "$p/csr.log")"
     ext=$p/leaf.ext
     printf 'basicConstraints=critical,CA:FALSE\n' >"$ext"
+    if [[ "${CL_CERT_IP_SANS:-0}" == 1 ]]; then
+        # the requested names plus every node's address (an extension in the extfile
+        # replaces the requested one)
+        local san n
+        san=$(openssl req -in "$p/cluster-$gen.csr" -noout -text |
+            grep -o 'DNS:[^, ]*' | paste -sd,)
+        for n in $CL_NODES; do
+            san+=",IP:$(cl_ip "$n")"
+        done
+        printf 'subjectAltName=%s\n' "$san" >>"$ext"
+    fi
     openssl x509 -req -in "$p/cluster-$gen.csr" -CA "$p/ca.crt" -CAkey "$p/ca.key" \
         -set_serial "0x$(openssl rand -hex 8)" -days 365 -sha256 -copy_extensions copy \
         -extfile "$ext" -out "$p/cluster-$gen.crt" >>"$p/openssl.log" 2>&1 ||
@@ -650,10 +661,11 @@ cl_teardown() {
 
 # ---------------------------------------------------------------------------- test calls
 
-# cl_uac_scenario FILE: a sipp UAC scenario for calls into the cluster. The node
-# either takes the call (200: ACK, hold for the -d duration, BYE) or sends the caller
-# to the room's owner (302: ACK; the Contact host is logged). Each call logs one
-# line, "outcome=200" or "outcome=302 owner=IP", to sipp's -log_file.
+# cl_uac_scenario FILE: a sipp UAC scenario for calls into the cluster. The call
+# completes (200: ACK, hold for the -d duration, BYE; in-dialog requests go to the
+# answer's Contact through its Record-Route set, so through a forwarding node) or is
+# sent to the room's owner (302: ACK; the Contact host is logged). Each call logs
+# one line, "outcome=200" or "outcome=302 owner=IP:port", to sipp's -log_file.
 cl_uac_scenario() {
     cat >"$1" <<'XML'
 <?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -690,11 +702,12 @@ cl_uac_scenario() {
             check_it="true" assign_to="contact,owner"/>
     </action>
   </recv>
-  <recv response="200" rtd="true"/>
+  <recv response="200" rtd="true" rrs="true"/>
   <send>
     <![CDATA[
-      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      ACK [next_url] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
       From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
       To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
       Call-ID: [call_id]
@@ -710,8 +723,9 @@ cl_uac_scenario() {
   <pause/>
   <send retrans="500">
     <![CDATA[
-      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      BYE [next_url] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
       From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
       To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
       Call-ID: [call_id]
@@ -851,7 +865,7 @@ cl_call_stop() {
 # cl_outcomes NAME: one line per call of sipp run NAME so far: "200" (answered) or
 # "302 IP" (sent to the owner at IP).
 cl_outcomes() {
-    grep -ho 'outcome=[0-9]*\( owner=[^ ]*\)\?' "$IT_TMP/$1.calls" 2>/dev/null |
+    { grep -ho 'outcome=[0-9]*\( owner=[^ ]*\)\?' "$IT_TMP/$1.calls" 2>/dev/null || true; } |
         sed -E 's/^outcome=//; s/ owner=\[?([0-9a-fA-F.:]*[0-9a-fA-F])\]?:[0-9]+$/ \1/'
 }
 

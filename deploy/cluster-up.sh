@@ -20,6 +20,9 @@
 #   --lease S, --heartbeat S   cluster.lease_ttl / heartbeat (default 3 / 1: a dead
 #                   node's conferences move within seconds)
 #
+# Environment: CONFNODE (the binary), CL_CERT_IP_SANS=1 (the certificate also names
+# every node's address; by default it carries DNS names only, like a public CA's).
+#
 # Idempotent: when STATE already holds this cluster, up and complete, it only prints
 # the summary; when it holds an incomplete one (a crash, a failed start), that one is
 # removed first. On failure everything made so far is removed again (logs stay in

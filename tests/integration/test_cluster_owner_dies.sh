@@ -57,7 +57,7 @@ for ((i = 0; i < 60; i++)); do
 done
 elapsed_ms=$((($(date +%s%N) - t0) / 1000000))
 [[ -n "$placed" ]] || it_fail "after ${elapsed_ms} ms joins were still sent to the dead $dead"
-it_log "room1 placed again on $placed ${elapsed_ms} ms after $dead died (lease ${CL_LEASE} s)"
+it_log "room1 served by the survivors again ${elapsed_ms} ms after $dead died (join at $s: $out; lease ${CL_LEASE} s)"
 ((elapsed_ms <= limit_ms)) ||
     it_fail "re-placement took ${elapsed_ms} ms, more than the lease plus two heartbeats (${limit_ms} ms)"
 
