@@ -247,7 +247,10 @@ char *fed_conf_where_str(const struct fed_conf_where *w, char *buf, size_t size)
 
 /* Compiles a pattern of the given type the way the router will: a regex must be a
  * valid POSIX extended regular expression without back-references (\1 inside the
- * pattern: matching time would then depend on the caller's alias). *groups gets the
+ * pattern: matching time would then depend on the caller's alias), without two
+ * repetition operators in a row ("a++": undefined in POSIX) and whose repetitions
+ * would not expand it beyond 4096 nodes (checked before regcomp(), which copies a
+ * repeated operand and so grows exponentially with nesting). *groups gets the
  * number of parenthesised groups (0 for exact and prefix). Returns 0, or -1 with the
  * reason in err[errsz] (regerror()'s text for a regex that does not compile). */
 int fed_route_check_pattern(fed_pattern_t type, const char *pattern, size_t *groups, char *err,
