@@ -6,12 +6,14 @@
 
 #include "cn_log.h"
 #include "ctl_msg.h"
+#include "fed_wire.h"
 #include "sip_msg.h"
 
 struct ctl_central {
     struct cl_store *store;
     int (*post)(void *io, unsigned w, void *msg);
     void *io;
+    fed_dns_t *dns;
 };
 
 /* A claim in flight: which worker asked, and its message to answer in. */
@@ -42,6 +44,28 @@ struct ctl_central *ctl_central_create(struct cl_store *store,
 }
 
 void ctl_central_free(struct ctl_central *c) { free(c); }
+
+void ctl_central_set_dns(struct ctl_central *c, fed_dns_t *dns)
+{
+    if (c)
+        c->dns = dns;
+}
+
+/* A LOCATE in flight: which worker asked. */
+struct locating {
+    struct ctl_central *c;
+    unsigned worker;
+};
+
+static void on_located(void *arg, struct ctl_msg_locate *q)
+{
+    struct locating *l = arg;
+    if (l->c->post(l->c->io, l->worker, q) != 0) {
+        cn_log(CN_LOG_WARN, "ring_full", "to=worker%u msg=located", l->worker);
+        free(q);
+    }
+    free(l);
+}
 
 static void answer(struct ctl_central *c, unsigned worker, struct ctl_msg_claim *m)
 {
@@ -110,6 +134,16 @@ void ctl_central_on_msg(struct ctl_central *c, unsigned worker, void *msg)
             free(m);
             free(p);
         }
+        return;
+    }
+    if (h->kind == CTL_MSG_LOCATE) {
+        struct locating *l = malloc(sizeof *l);
+        if (!l) {
+            free(msg);
+            return;
+        }
+        *l = (struct locating){.c = c, .worker = worker};
+        fed_wire_central_locate(c->dns, msg, on_located, l);
         return;
     }
     ctl_msg_free(msg);

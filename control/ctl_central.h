@@ -6,6 +6,7 @@
 #define CTL_CENTRAL_H
 
 #include "cl_store.h"
+#include "fed_dns.h"
 
 struct ctl_central;
 
@@ -13,6 +14,10 @@ struct ctl_central;
 struct ctl_central *ctl_central_create(struct cl_store *store,
                                        int (*post)(void *io, unsigned w, void *msg), void *io);
 void ctl_central_free(struct ctl_central *c);
+
+/* The resolver for federation LOCATE requests (owned by the caller, driven by the
+ * control loop); NULL: LOCATE is answered 503. */
+void ctl_central_set_dns(struct ctl_central *c, fed_dns_t *dns);
 
 /* A message a worker sent to the control thread (takes it). */
 void ctl_central_on_msg(struct ctl_central *c, unsigned worker, void *msg);

@@ -27,6 +27,7 @@ struct ctl_shared {
     unsigned n_workers;
     struct vmr *vmrs; /* sorted by user */
     size_t n_vmrs;
+    struct fed_wire *fed; /* federation routing (fed_wire.c), NULL when off */
 };
 
 enum txn_state {
@@ -37,6 +38,7 @@ enum txn_state {
 };
 
 struct ctl_dialog;
+struct fed_wire;
 struct ctl_pxy;
 struct ctl_px;
 
@@ -103,6 +105,7 @@ struct ctl_worker {
     struct ctl_uac *uacs;      /* our own client transactions (ctl_uac.c) */
     uint64_t uac_seq;
     struct ctl_px *px;         /* proxy contexts and their client transactions (ctl_proxy.c) */
+    struct fed_wire_worker *fw; /* federation state of this worker (fed_wire.c) */
     char out[16384];           /* response being built */
 };
 

@@ -28,6 +28,7 @@
 #include "ctl_msg.h"
 #include "ctl_proxy.h"
 #include "ctl_uac.h"
+#include "fed_wire.h"
 #include "sdp_answer.h"
 
 #define ALLOW_HDR "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO\r\n"
@@ -536,6 +537,8 @@ void ctl_uas_request(struct ctl_worker *cw, sip_msg_t *m, const cn_peer_t *from,
         sip_msg_free(m);
         return;
     }
+    if (fed_wire_request(cw, t, m)) /* federated: routed, refused or parked */
+        return;
     sip_str_t req = sip_msg_header(m, "Require");
     if (req.s && req.len > 0 && meth != SIP_METHOD_CANCEL) {
         char extra[512];

@@ -12,6 +12,7 @@
 #include "ctl_proxy.h"
 #include "ctl_uac.h"
 #include "ctl_msg.h"
+#include "fed_wire.h"
 
 /* ---- the VMR directory (shared, read-only after boot) ---- */
 static int vmr_cmp(const void *a, const void *b)
@@ -56,6 +57,7 @@ void ctl_shared_free(struct ctl_shared *sh)
 {
     if (!sh)
         return;
+    fed_wire_detach(sh);
     free(sh->vmrs);
     free(sh);
 }
@@ -155,6 +157,7 @@ void ctl_worker_free(struct ctl_worker *cw)
         free(t);
     }
     ctl_uac_free_all(cw);
+    fed_wire_worker_free(cw);
     ctl_timers_fini(&cw->timers);
     media_ports_fini(&cw->ports);
     free(cw);
@@ -283,6 +286,10 @@ void ctl_on_post(struct ctl_worker *cw, void *msg, uint64_t now)
     }
     case CTL_MSG_CLAIM_DONE:
         ctl_uas_placed(cw, msg);
+        free(msg);
+        return;
+    case CTL_MSG_LOCATED:
+        fed_wire_located(cw, msg);
         free(msg);
         return;
     default:

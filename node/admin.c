@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "cn_log.h"
+#include "fed_history.h"
 
 #define ADMIN_CONN_TIMEOUT_S 10u /* idle admin connections are closed after this */
 #define ADMIN_CONN_LIMIT 64u     /* concurrent admin connections */
@@ -37,6 +38,7 @@ struct cn_admin {
     void *arg;
     cn_drain_fn drain_fn; /* POST /drain; NULL: 503 */
     void *drain_arg;
+    const struct fed_history *history; /* GET /history; NULL: an empty history */
     int epoll_fd;  /* MHD's, closed by MHD_stop_daemon() */
     uint16_t port; /* bound port */
     char addr[80]; /* "127.0.0.1:8088" / "[::1]:8088", for messages */
@@ -470,6 +472,33 @@ static enum MHD_Result reply_drain(struct cn_admin *a, struct MHD_Connection *co
     return reply(conn, MHD_HTTP_OK, CT_JSON, body, strlen(body), MHD_RESPMEM_MUST_FREE);
 }
 
+/* GET /history[?last=N]: the search history of every worker, newest first. */
+static enum MHD_Result reply_history(struct cn_admin *a, struct MHD_Connection *conn)
+{
+    const char *last_s = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "last");
+    size_t last = 0;
+    if (last_s != NULL) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = strtoull(last_s, &end, 10);
+        if (errno != 0 || end == last_s || *end != '\0' || last_s[0] == '-')
+            return reply_const(conn, MHD_HTTP_BAD_REQUEST,
+                               "{\"error\":\"last: expected a non-negative integer\"}");
+        last = v > SIZE_MAX ? SIZE_MAX : (size_t)v;
+    }
+    char *body = a->history != NULL ? fed_history_render_json(a->history, last)
+                                    : fed_history_records_json(NULL, 0, 0, 0);
+    if (body == NULL)
+        return reply_const(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, no_memory);
+    return reply(conn, MHD_HTTP_OK, CT_JSON, body, strlen(body), MHD_RESPMEM_MUST_FREE);
+}
+
+void cn_admin_set_history(struct cn_admin *a, const struct fed_history *h)
+{
+    if (a != NULL)
+        a->history = h;
+}
+
 /* MHD access handler. Every answer is queued on the first call, before any request
  * body is read: no route takes a body. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -490,6 +519,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return reply_rendered(a, conn, cn_admin_render_status, CT_JSON);
     if (strcmp(url, "/metrics") == 0)
         return reply_rendered(a, conn, cn_admin_render_metrics, CT_PROM);
+    if (strcmp(url, "/history") == 0)
+        return reply_history(a, conn);
     return reply_const(conn, MHD_HTTP_NOT_FOUND, not_found);
 }
 

@@ -2,6 +2,8 @@
  *
  *   GET /status   JSON: version, node, uptime, per-worker gauges and counters, totals
  *   GET /metrics  Prometheus text exposition (confnode_* metrics, label worker="N")
+ *   GET /history  JSON: the search history (fed_history_render_json), newest first;
+ *                 ?last=N keeps the newest N records (0 or absent: all)
  *   POST /drain   drain the node (cn_admin_on_drain): JSON {"draining": true,
  *                 "already": b, "calls": n, "left": b}; 503 when no callback is set
  *   anything else 404
@@ -64,6 +66,11 @@ struct cn_drain_result {
 typedef void (*cn_drain_fn)(void *arg, struct cn_drain_result *out);
 /* Registers the drain callback (NULL: POST /drain answers 503). Accepts a NULL a. */
 void cn_admin_on_drain(struct cn_admin *a, cn_drain_fn fn, void *arg);
+
+struct fed_history;
+/* The search history GET /history serves (NULL: an empty one); it must outlive a.
+ * Accepts a NULL a. */
+void cn_admin_set_history(struct cn_admin *a, const struct fed_history *h);
 
 /* Renderers, exposed for tests: write into a malloc'd string the caller frees; NULL
  * when out of memory or s is NULL. n_workers beyond CN_MAX_WORKERS is taken as

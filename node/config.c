@@ -1185,6 +1185,8 @@ static const struct cf_key federation_keys[] = {
     {.name = "allow", .set = cf_set_domain_list, CF_CFG(fed.route)},
     {.name = "deny", .set = cf_set_domain_list, CF_CFG(fed.route)},
     CF_UINT("history_size", fed.history_size, 1, FED_HISTORY_MAX_CAPACITY),
+    CF_STRING("dns_server", cf_set_text, fed.dns_server, 1),
+    {.name = "inbound_check", .set = cf_set_bool, CF_CFG(fed.inbound_check)},
 };
 
 /* search_rules: a list of groups (struct fed_rule_conf). */
@@ -1901,6 +1903,7 @@ void cn_config_defaults(struct cn_config *cfg)
 
     fed_route_conf_defaults(&cfg->fed.route);
     cfg->fed.history_size = FED_HISTORY_DEFAULT_CAPACITY;
+    cfg->fed.inbound_check = 1;
 
     dp->workers = (unsigned)cn_config_resolve_workers(cfg);
 }

@@ -77,6 +77,9 @@ struct cluster_conf {
 struct federation_conf {
     struct fed_route_conf route; /* lists owned by the config */
     uint32_t history_size;       /* search history records; default 1000 */
+    char dns_server[160];        /* "127.0.0.1:5353" (c-ares list form); "": resolv.conf */
+    int inbound_check;           /* check federated TLS peers' SRV target and certificate;
+                                    default 1 */
 };
 
 struct cn_config {

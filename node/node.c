@@ -19,6 +19,10 @@
 #include "ctl_msg.h"
 #include "ctl_worker.h"
 #include "dp_media.h"
+#include "fed_dns.h"
+#include "fed_history.h"
+#include "fed_route.h"
+#include "fed_wire.h"
 #include "md_srtp.h"
 #include "dp_worker.h"
 #include "dpk_engine.h"
@@ -36,6 +40,10 @@ struct cn_node {
     struct cn_admin *admin;
     struct cl_store *store;      /* cluster state: in-process or Redis (control thread) */
     struct ctl_central *central; /* answers workers' placement questions */
+    struct fed_router *router;   /* search rules, zones, privacy (read by every worker) */
+    struct fed_history *history; /* the workers' search-history rings */
+    fed_dns_t *dns;              /* federation LOCATE resolver (control thread) */
+    int dns_ep;                  /* epoll set of the resolver's sockets */
     uint64_t started_ms;
     /* drain (SIGUSR2 or POST /drain): no new conferences; once no call is left the
      * node leaves the cluster registry (cl_store_leave) */
@@ -400,6 +408,89 @@ static int central_post(void *io, unsigned w, void *msg)
     return dp_engine_post(io, w, msg);
 }
 
+/* ---- federation: the resolver's sockets in the control loop ---- */
+static void dns_sock(void *arg, int fd, bool readable, bool writable)
+{
+    struct cn_node *n = arg;
+    struct epoll_event ev = {.events = (readable ? EPOLLIN : 0u) | (writable ? EPOLLOUT : 0u),
+                             .data.fd = fd};
+    if (!readable && !writable) {
+        epoll_ctl(n->dns_ep, EPOLL_CTL_DEL, fd, NULL);
+        return;
+    }
+    if (epoll_ctl(n->dns_ep, EPOLL_CTL_MOD, fd, &ev) != 0)
+        epoll_ctl(n->dns_ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* Sockets that are ready, then timeouts; LOCATE answers go out from the callbacks. */
+static void dns_run(struct cn_node *n)
+{
+    if (!n->dns)
+        return;
+    struct epoll_event evs[16];
+    int k = epoll_wait(n->dns_ep, evs, 16, 0);
+    for (int i = 0; i < k; i++)
+        fed_dns_process(n->dns, (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) ? evs[i].data.fd
+                                                                                  : FED_DNS_NO_FD,
+                        (evs[i].events & EPOLLOUT) ? evs[i].data.fd : FED_DNS_NO_FD);
+    fed_dns_process(n->dns, FED_DNS_NO_FD, FED_DNS_NO_FD);
+}
+
+/* The router, the search history and the resolver, attached to the workers' shared
+ * state. Returns 0, or -1 with the reason in err. */
+static int federation_start(struct cn_node *n, char *err, size_t errlen)
+{
+    const struct cn_config *cfg = n->cfg;
+    const char *locals[1 + 1024];
+    size_t nl = 0;
+    if (cfg->ctl.domain[0])
+        locals[nl++] = cfg->ctl.domain;
+    for (size_t i = 0; i < cfg->ctl.n_vmrs && nl < sizeof locals / sizeof locals[0]; i++) {
+        const char *at = strchr(cfg->ctl.vmrs[i].alias, '@');
+        if (at && at[1])
+            locals[nl++] = at + 1;
+    }
+    const char *source = cfg->cluster.sip_fqdn[0] ? cfg->cluster.sip_fqdn : cfg->node.name;
+    struct fed_router_env env = {.local_domains = locals,
+                                 .n_local_domains = nl,
+                                 .diag_source = source,
+                                 .n_workers = cfg->dp.workers};
+    if (!(n->router = fed_router_new(&cfg->fed.route, &env, err, errlen)))
+        return -1;
+    if (!(n->history = fed_history_new(cfg->fed.history_size, cfg->dp.workers))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if ((n->dns_ep = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+        snprintf(err, errlen, "epoll: %s", strerror(errno));
+        return -1;
+    }
+    struct fed_dns_conf dc = {.server = cfg->fed.dns_server[0] ? cfg->fed.dns_server : NULL,
+                              .sock_cb = dns_sock,
+                              .sock_arg = n};
+    char derr[256];
+    if (!(n->dns = fed_dns_new(&dc, derr, sizeof derr))) {
+        snprintf(err, errlen, "federation.dns_server: %s", derr);
+        return -1;
+    }
+    ctl_central_set_dns(n->central, n->dns);
+    const char *trusted[CN_CLUSTER_MAX_NODES];
+    size_t nt = 0;
+    for (size_t i = 0; i < cfg->cluster.n_nodes && nt < CN_CLUSTER_MAX_NODES; i++)
+        trusted[nt++] = cfg->cluster.nodes[i].address;
+    struct fed_wire_conf wc = {.router = n->router,
+                               .history = n->history,
+                               .inbound_check = cfg->fed.inbound_check != 0,
+                               .diag_source = source,
+                               .trusted_addrs = trusted,
+                               .n_trusted = nt};
+    if (fed_wire_attach(n->sh, &wc) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 static int control_loop(struct cn_node *n, int sfd)
 {
     int ep = epoll_create1(EPOLL_CLOEXEC);
@@ -415,16 +506,25 @@ static int control_loop(struct cn_node *n, int sfd)
     epoll_ctl(ep, EPOLL_CTL_ADD, cl_store_fd(n->store), &ev);
     ev.data.u32 = 4;
     epoll_ctl(ep, EPOLL_CTL_ADD, dp_engine_control_fd(n->dp), &ev);
+    if (n->dns_ep >= 0) {
+        ev.data.u32 = 5;
+        epoll_ctl(ep, EPOLL_CTL_ADD, n->dns_ep, &ev);
+    }
     int signo = 0;
     while (!signo) {
         int timeout = n->admin ? cn_admin_timeout_ms(n->admin) : -1;
         int st = cl_store_timeout_ms(n->store);
         if (timeout < 0 || timeout > st)
             timeout = st;
+        if (n->dns) {
+            int dt = fed_dns_timeout_ms(n->dns, 1000);
+            if (dt >= 0 && (timeout < 0 || timeout > dt))
+                timeout = dt;
+        }
         if (timeout < 0 || timeout > 1000)
             timeout = 1000;
-        struct epoll_event evs[4];
-        int k = epoll_wait(ep, evs, 4, timeout);
+        struct epoll_event evs[5];
+        int k = epoll_wait(ep, evs, 5, timeout);
         for (int i = 0; i < k; i++) {
             if (evs[i].data.u32 == 1) {
                 struct signalfd_siginfo si;
@@ -437,6 +537,7 @@ static int control_loop(struct cn_node *n, int sfd)
             }
         }
         dp_engine_control_drain(n->dp, on_worker_msg, n);
+        dns_run(n);
         cluster_tick(n);
         cl_store_run(n->store);
         if (n->admin)
@@ -449,7 +550,7 @@ static int control_loop(struct cn_node *n, int sfd)
 
 int cn_node_run(const struct cn_config *cfg)
 {
-    struct cn_node n = {.cfg = cfg, .started_ms = cn_now_ms()};
+    struct cn_node n = {.cfg = cfg, .started_ms = cn_now_ms(), .dns_ep = -1};
     char err[1024];
     int rc = 1, sfd = -1;
     unsigned nw = cfg->dp.workers;
@@ -524,6 +625,12 @@ int cn_node_run(const struct cn_config *cfg)
         cn_log(CN_LOG_ERROR, "start_failed", "reason=\"out of memory\"");
         goto out;
     }
+    if (federation_start(&n, err, sizeof err) != 0) {
+        cn_log(CN_LOG_ERROR, "start_failed", "config=%s field=federation reason=\"%s\"",
+               cfg->path, err);
+        goto out;
+    }
+    cn_admin_set_history(n.admin, n.history);
     if (dp_engine_start(n.dp, err, sizeof err) != 0) {
         cn_log(CN_LOG_ERROR, "start_failed", "reason=\"%s\"", err);
         goto out;
@@ -537,12 +644,17 @@ int cn_node_run(const struct cn_config *cfg)
 out:
     /* reverse order: admin stops reading counters, workers finish and exit */
     cn_admin_stop(n.admin);
+    fed_dns_free(n.dns); /* pending LOCATEs are answered (cancelled) to the workers */
+    if (n.dns_ep >= 0)
+        close(n.dns_ep);
     dp_engine_free(n.dp);
     dpk_engine_free(n.dpk); /* after the workers: none polls any more */
     free(n.dpk_metrics);
     ctl_central_free(n.central);
     cl_store_free(n.store);
     ctl_shared_free(n.sh);
+    fed_router_free(n.router); /* after the workers: none decides any more */
+    fed_history_free(n.history);
     free(n.ctl_stats);
     if (sfd >= 0)
         close(sfd);
