@@ -20,6 +20,8 @@ struct fed_wire {
     char diag_source[FED_NAME_BUF];
     char trusted[FED_WIRE_MAX_TRUSTED][64];
     size_t n_trusted;
+    char names[FED_WIRE_MAX_TRUSTED][FED_NAME_BUF];
+    size_t n_names;
 };
 
 /* An inbound check's result for one From domain, kept on the worker. */
@@ -56,6 +58,12 @@ int fed_wire_attach(struct ctl_shared *sh, const struct fed_wire_conf *conf)
         if (conf->trusted_addrs[i] && conf->trusted_addrs[i][0])
             snprintf(fw->trusted[fw->n_trusted++], sizeof fw->trusted[0], "%s",
                      conf->trusted_addrs[i]);
+    fw->conf.trusted_names = NULL;
+    fw->conf.n_trusted_names = 0;
+    for (size_t i = 0; i < conf->n_trusted_names && fw->n_names < FED_WIRE_MAX_TRUSTED; i++)
+        if (conf->trusted_names[i] && conf->trusted_names[i][0])
+            snprintf(fw->names[fw->n_names++], sizeof fw->names[0], "%s",
+                     conf->trusted_names[i]);
     if (!fw->conf.inbound_cache_s)
         fw->conf.inbound_cache_s = FED_WIRE_INBOUND_CACHE_S;
     free(sh->fed);
@@ -542,6 +550,11 @@ bool fed_wire_request(struct ctl_worker *cw, struct ctl_txn *t, sip_msg_t *m)
     bool trusted = false;
     for (size_t i = 0; i < fw->n_trusted && ip[0]; i++)
         trusted = trusted || strcmp(fw->trusted[i], ip) == 0;
+    if (!trusted && fw->n_names && t->peer.transport == CN_TRANSPORT_TLS && cw->io.peer_cert) {
+        X509 *pc = cw->io.peer_cert(cw->io.io, &t->peer);
+        for (size_t i = 0; pc && i < fw->n_names && !trusted; i++)
+            trusted = fed_cert_match_name(pc, fw->names[i], FED_NAME_NUL) != FED_CERT_MATCH_NONE;
+    }
     char dom[FED_NAME_BUF];
     bool federated_from = from_domain(m, dom, sizeof dom) &&
                           !fed_wire_host_is_ours(cw->sh, (sip_str_t){dom, strlen(dom)});
@@ -666,7 +679,7 @@ static void add_dest(struct ctl_msg_locate *q, const char *host, const char *add
         return;
     struct ctl_loc_dest *d = &q->dests[q->n_dests++];
     snprintf(d->host, sizeof d->host, "%s", host);
-    snprintf(d->addr, sizeof d->addr, "%s", addr);
+    snprintf(d->addr, sizeof d->addr, "%.*s", (int)sizeof d->addr - 1, addr); /* IP literal */
     d->port = port;
     d->transport = (uint8_t)tp;
     d->target = (uint8_t)target;

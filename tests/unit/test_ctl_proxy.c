@@ -132,6 +132,9 @@ static int setup_n(void **state, unsigned n_workers, uint32_t max_txn)
     f->conf.t4_ms = 5000;
     f->conf.max_transactions = max_txn;
     f->conf.max_dialogs = 100;
+    /* the proxy's mechanics are driven by preloaded routes from a plain UDP client;
+     * the refusal of such routes by default has its own tests below */
+    f->conf.accept_preloaded_routes = 1;
     snprintf(f->vmrs[0].alias, sizeof f->vmrs[0].alias, "meet@example.test");
     f->conf.vmrs = f->vmrs;
     f->conf.n_vmrs = 1;
@@ -338,6 +341,50 @@ static size_t invite_via_route(struct fixture *f, const char *branch)
 }
 
 /* ---- tests ---- */
+
+static struct x509_st *no_cert(void *io, const cn_peer_t *peer)
+{
+    (void)io;
+    (void)peer;
+    return NULL;
+}
+
+static struct x509_st *some_cert(void *io, const cn_peer_t *peer)
+{
+    (void)io;
+    (void)peer;
+    static char stand_in; /* only its being non-NULL matters: a verified peer */
+    return (struct x509_st *)(void *)&stand_in;
+}
+
+/* Out of the box the node is no open relay: a new request routed beyond us by a
+ * peer that did not prove itself is refused, one from a verified TLS peer goes on. */
+static void a_preloaded_route_is_refused_unless_the_peer_is_verified(void **state)
+{
+    struct fixture *f = *state;
+    f->conf.accept_preloaded_routes = 0;
+    char m[4096];
+    size_t n = request(m, sizeof m, "INVITE", "sip:meet@example.test", "z9hG4bK-or1", 1, NULL,
+                       ROUTE_VIA_US, NULL);
+    ctl_io_t io = {.send = rec_send, .post = rec_post, .close = rec_close,
+                   .connect = rec_connect, .peer_cert = no_cert, .io = NULL};
+    ctl_worker_free(f->cw);
+    f->cw = ctl_worker_create(f->sh, 0, &io, &f->stats);
+    deliver(f, m, n, &f->up);
+    assert_int_equal(rec.n, 1);
+    assert_int_equal(status_of(rec.sent[0].text), 403);
+    assert_non_null(strstr(rec.sent[0].text, "preloaded Route refused"));
+
+    memset(&rec, 0, sizeof rec);
+    io.peer_cert = some_cert;
+    ctl_worker_free(f->cw);
+    f->cw = ctl_worker_create(f->sh, 0, &io, &f->stats);
+    n = request(m, sizeof m, "INVITE", "sip:meet@example.test", "z9hG4bK-or2", 1, NULL,
+                ROUTE_VIA_US, NULL);
+    deliver(f, m, n, &f->up);
+    assert_int_equal(rec.n, 2); /* 100 upstream, the INVITE on to the next hop */
+    assert_int_equal(port_of(&rec.sent[1].to.addr), 7001);
+}
 
 static void
 a_forwarded_invite_gets_our_via_a_lower_max_forwards_record_route_and_new_ruri(void **state)
@@ -1017,6 +1064,8 @@ int main(void)
             teardown),
         cmocka_unit_test_setup_teardown(a_preloaded_route_through_us_is_popped_and_followed, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(a_preloaded_route_is_refused_unless_the_peer_is_verified,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             a_100_is_absorbed_and_180_and_200_are_relayed_without_our_via, setup, teardown),
         cmocka_unit_test_setup_teardown(the_ack_for_a_2xx_follows_the_route_set_statelessly, setup,
