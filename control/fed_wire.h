@@ -72,6 +72,11 @@ struct fed_wire_conf {
      * which relay a caller's From); copied, at most FED_WIRE_MAX_TRUSTED. */
     const char *const *trusted_addrs;
     size_t n_trusted;
+    /* Certificate names of our own nodes (sip.<domain>, the SRV target, node FQDNs):
+     * a TLS peer whose certificate carries one is one of ours and is not checked.
+     * Copied, at most FED_WIRE_MAX_TRUSTED. */
+    const char *const *trusted_names;
+    size_t n_trusted_names;
 };
 
 /* Attaches federation to the shared worker state; before any worker starts. The
