@@ -478,12 +478,28 @@ static int federation_start(struct cn_node *n, char *err, size_t errlen)
     size_t nt = 0;
     for (size_t i = 0; i < cfg->cluster.n_nodes && nt < CN_CLUSTER_MAX_NODES; i++)
         trusted[nt++] = cfg->cluster.nodes[i].address;
+    /* a node that federates with nobody (the default: an empty allow list, no rules,
+     * no zones) has no federated peer to check: callers reach its rooms directly */
+    const struct fed_route_conf *rc = &cfg->fed.route;
+    bool federates = rc->n_rules || rc->n_allow || rc->privacy != FED_PRIVACY_ALLOW_LIST ||
+                     rc->n_static_routes || rc->n_neighbours;
+    char sipdom[FED_NAME_BUF + 4];
+    snprintf(sipdom, sizeof sipdom, "sip.%s", cfg->ctl.domain);
+    const char *names[3 + CN_CLUSTER_MAX_NODES];
+    size_t nn = 0;
+    names[nn++] = sipdom;
+    names[nn++] = cfg->cluster.srv_target;
+    names[nn++] = cfg->cluster.sip_fqdn;
+    for (size_t i = 0; i < cfg->cluster.n_nodes && nn < sizeof names / sizeof names[0]; i++)
+        names[nn++] = cfg->cluster.nodes[i].fqdn;
     struct fed_wire_conf wc = {.router = n->router,
                                .history = n->history,
-                               .inbound_check = cfg->fed.inbound_check != 0,
+                               .inbound_check = cfg->fed.inbound_check != 0 && federates,
                                .diag_source = source,
                                .trusted_addrs = trusted,
-                               .n_trusted = nt};
+                               .n_trusted = nt,
+                               .trusted_names = names,
+                               .n_trusted_names = nn};
     if (fed_wire_attach(n->sh, &wc) != 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
