@@ -14,6 +14,7 @@
  *
  * Each connection: non-blocking TCP connect from the next source address, full TLS
  * handshake (TLS 1.2+; no session resumption), then nothing: no SIP, no keep-alive.
+ * Closing sends a TLS close_notify (without waiting for the server's) and closes.
  * Session tickets the server sends after a TLS 1.3 handshake are read and dropped as
  * they arrive. When every connection is established or has failed it prints one line
  *   ready established=N failed=F seconds=S
@@ -206,6 +207,8 @@ static void raise_nofile(unsigned need)
 
 static void conn_close(struct conn *c)
 {
+    if (c->ssl != NULL && c->st == C_IDLE)
+        SSL_shutdown(c->ssl); /* close_notify, as a polite client does (no wait) */
     if (c->ssl != NULL) {
         SSL_free(c->ssl);
         c->ssl = NULL;

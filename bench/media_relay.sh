@@ -46,6 +46,7 @@ Usage: bench/media_relay.sh [options]
   --port-base N        confnode SIP N (admin N+9), media N+100..N+199; rtpengine ng N+10,
                        media N+200..N+299; generator ports N+300..N+309 (default 6200)
   --summary FILE       append key=value results to FILE (for side_by_side.sh)
+  --no-profile         no perf profile of confnode at its best step
   --quick              2 s steps, rates "5000 20000"
   --results-dir DIR    where the results file goes (default bench/results)
   --no-save            write no results file
@@ -68,6 +69,7 @@ nice_n=-20
 suite_b=AES_CM_128_HMAC_SHA1_32
 port_base=6200
 summary_out=""
+profile=1
 quick=0
 results_dir=$here/results
 save=1
@@ -79,6 +81,7 @@ while (($# > 0)); do
     --no-save) save=0; shift; continue ;;
     --keep-tmp) BENCH_KEEP_TMP=1; shift; continue ;;
     --quick) quick=1; shift; continue ;;
+    --no-profile) profile=0; shift; continue ;;
     esac
     (($# >= 2)) || { usage >&2; exit 2; }
     val=$2
@@ -434,11 +437,6 @@ measure_confnode() {
         exit_status=1
         return 0
     fi
-    if ! grep -q 'dp_media_leg_open' "$repo/control/"*.c "$repo/node/"*.c 2>/dev/null; then
-        put media.confnode.pps_per_core "not measured: the node does not open media legs yet"
-        exit_status=1
-        return 0
-    fi
     cat >"$tmp/confnode.conf" <<EOF
 node: { name = "bench"; workers = 1; log_level = "warn"; pin_workers = false; };
 sip: { listen = "127.0.0.1"; udp_port = $sip_port; tcp_port = $sip_port; tls_port = 0;
@@ -471,6 +469,38 @@ EOF
     ramp confnode "$pid" "$(val a_video_port "$tmp/legs.txt")" "$(val a_video_key_out "$tmp/legs.txt")" \
         "$(val b_video_key_in "$tmp/legs.txt")" "$(val a_audio_port "$tmp/legs.txt")" \
         "$(val a_audio_key_out "$tmp/legs.txt")"
+    # where the relay's time goes: one more step at the best rate under perf
+    local best_r
+    best_r=$(val media.confnode.best_rate "$summary")
+    if ((profile)) && [[ -n $best_r ]] && command -v perf >/dev/null; then
+        local ev=cpu-clock ppid
+        perf stat -e instructions true 2>&1 | grep -q 'not supported' || ev=cycles
+        bench_spawn "$tmp/perf.log" perf record -e "$ev" -g -F 999 -p "$pid" -o "$tmp/perf.data" \
+            -- sleep "$((seconds + 3))"
+        ppid=$BENCH_LAST_PID
+        sleep 0.5
+        "${pin_gen[@]}" timeout -k 5 $((seconds + 30)) "$helper" gen \
+            --to "127.0.0.1:$(val a_video_port "$tmp/legs.txt")" --from-port $((gen_port + 2)) \
+            --key "$(val a_video_key_out "$tmp/legs.txt")" --recv-port $((gen_port + 6)) \
+            --recv-key "$(val b_video_key_in "$tmp/legs.txt")" --rate "$best_r" --seconds "$seconds" \
+            --payload "$payload" --audio-to "127.0.0.1:$(val a_audio_port "$tmp/legs.txt")" \
+            --audio-from-port "$gen_port" --audio-key "$(val a_audio_key_out "$tmp/legs.txt")" \
+            --sink-port $((gen_port + 4)) --warmup 1 >"$tmp/gen-profile.out" 2>&1 || true
+        local i
+        for ((i = 0; i < 100; i++)); do bench_alive "$ppid" || break; sleep 0.1; done
+        bench_stop "$ppid"
+        if [[ -s $tmp/perf.data ]]; then
+            {
+                echo "perf record -e $ev -g of confnode relaying $best_r packets/s ($(grep '^gen ' "$tmp/gen-profile.out" | cut -d' ' -f2-3)):"
+                echo "by shared object:"
+                perf report -i "$tmp/perf.data" --no-children --sort dso --stdio 2>/dev/null |
+                    grep -E '^ +[0-9.]+%' | head -n 10 || true
+                echo "top functions (self):"
+                perf report -i "$tmp/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
+                    grep -E '^ +[0-9.]+%' | head -n 25 || true
+            } >"$tmp/profile.txt"
+        fi
+    fi
     local st
     st=$(timeout 5 python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$admin_port/metrics', timeout=3).read().decode())" 2>/dev/null |
         grep -E '^confnode_media_(video_forwarded|srtp|rtp_in|rtp_out|drop)[a-z_]*(\{[^}]*\})? ' | head -n 16 || true)
@@ -585,6 +615,10 @@ report() {
         echo
         echo "notes:"
         cat "$notes"
+    fi
+    if [[ -s $tmp/profile.txt ]]; then
+        echo
+        cat "$tmp/profile.txt"
     fi
 }
 report | tee "$tmp/report.txt"
