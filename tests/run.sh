@@ -18,7 +18,9 @@
 #   CONFNODE_FUZZ_BUILD_DIR   fuzzing build directory      (default build-fuzz)
 #   CONFNODE_FUZZ_SECONDS     seconds per fuzz target      (default 20)
 #   CONFNODE_STAGES           stages to run                (default "build asan fuzz")
-#   CONFNODE_CTEST_ARGS       extra ctest arguments, e.g. "-R unit\."
+#   CONFNODE_CTEST_ARGS       extra ctest arguments for both ctest runs, e.g. "-R unit\."
+#   CONFNODE_ASAN_CTEST_ARGS  extra ctest arguments for the sanitizer run only, e.g.
+#                             "-E integration.test_cluster" to trim it if time is short
 # Works without a terminal and without stdin (CI=true).
 set -uo pipefail
 
@@ -32,13 +34,14 @@ fuzz_dir=${CONFNODE_FUZZ_BUILD_DIR:-build-fuzz}
 fuzz_seconds=${CONFNODE_FUZZ_SECONDS:-20}
 stages=${CONFNODE_STAGES:-build asan fuzz}
 read -r -a ctest_extra <<<"${CONFNODE_CTEST_ARGS:-}"
+read -r -a asan_ctest_extra <<<"${CONFNODE_ASAN_CTEST_ARGS:-}"
 jobs=$(nproc 2>/dev/null || echo 2)
 
 passed=0
 failed=0
 failures=()
 
-say() { printf '\n=== %s\n' "$*"; }
+say() { printf '\n=== %s  [%dm%02ds]\n' "$*" $((SECONDS / 60)) $((SECONDS % 60)); }
 
 pass() { passed=$((passed + 1)); }
 
@@ -78,13 +81,15 @@ configure_and_build() {
     fi
 }
 
-# run_ctest DIR LABEL: every test registered in DIR; counts passes and failures.
+# run_ctest DIR LABEL [ctest args...]: every test registered in DIR (or those the
+# arguments select); counts passes and failures.
 run_ctest() {
     local dir=$1 label=$2 log total='' nfail='' name
+    shift 2
     log=$(mktemp)
     say "$label: ctest in $dir/"
     ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout 600 \
-        --no-tests=error "${ctest_extra[@]}" 2>&1 | tee "$log"
+        --no-tests=error "${ctest_extra[@]}" "$@" 2>&1 | tee "$log"
     # "100% tests passed, 0 tests failed out of 42"
     read -r nfail total < <(sed -nE \
         's/^[0-9]+% tests passed, ([0-9]+) tests? failed out of ([0-9]+).*/\1 \2/p' "$log" |
@@ -166,7 +171,7 @@ if has_stage asan; then
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
     configure_and_build "$asan_dir" asan -DCONFNODE_SANITIZE=ON &&
-        run_ctest "$asan_dir" asan
+        run_ctest "$asan_dir" asan "${asan_ctest_extra[@]}"
 fi
 if has_stage fuzz; then
     run_fuzzers "$fuzz_dir"
