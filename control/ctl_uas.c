@@ -117,10 +117,15 @@ static int contact_hdr(const struct ctl_worker *cw, const struct vmr *room,
     unsigned port = tr == CN_TRANSPORT_TLS ? l->tls_port
                     : tr == CN_TRANSPORT_TCP ? l->tcp_port
                                              : l->udp_port;
+    const char *tname = tr == CN_TRANSPORT_TLS ? "tls" : tr == CN_TRANSPORT_TCP ? "tcp" : "udp";
+    if (l->fqdn[0])
+        return snprintf(out, cap,
+                        "Contact: <sip:%s@%s:%u;transport=%s;maddr=%s>\r\n%sSupported: \r\n",
+                        room ? room->user : "confnode", l->fqdn, port, tname, l->host,
+                        ALLOW_HDR);
     return snprintf(out, cap, "Contact: <sip:%s@%s%s%s:%u;transport=%s>\r\n%sSupported: \r\n",
                     room ? room->user : "confnode", v6 ? "[" : "", l->host, v6 ? "]" : "", port,
-                    tr == CN_TRANSPORT_TLS ? "tls" : tr == CN_TRANSPORT_TCP ? "tcp" : "udp",
-                    ALLOW_HDR);
+                    tname, ALLOW_HDR);
 }
 
 /* Our offer, for an INVITE that came without one (the answer arrives in the ACK). */
@@ -222,7 +227,7 @@ static int on_plan(void *arg, struct sdp_plan *plan, char *why, size_t whylen)
 static void answer_invite(struct ctl_worker *cw, struct ctl_txn *t, const sip_msg_t *req,
                           struct ctl_dialog *d)
 {
-    char sdp[4096], why[200], extra[512];
+    char sdp[4096], why[200], extra[1024];
     if (d->media_port < 0) {
         d->media_port = media_ports_alloc(&cw->ports);
         if (d->media_port < 0) {

@@ -89,6 +89,11 @@ typedef struct ctl_io {
 struct ctl_listen {
     char host[64];
     uint16_t udp_port, tcp_port, tls_port;
+    /* This node's SIP TLS FQDN (cluster.sip_fqdn), "" when none. With one, our
+     * Contact names it and carries the address as maddr, so a peer or a cluster
+     * node that sends requests in the dialog over TLS checks the certificate
+     * against the name it carries, not against an IP address. */
+    char fqdn[256];
 };
 
 /* Per-worker counters: written by the worker (relaxed), read by the admin API. */

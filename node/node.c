@@ -586,6 +586,7 @@ int cn_node_run(const struct cn_config *cfg)
                             .tcp_port = cfg->dp.tcp_port,
                             .tls_port = cfg->dp.tls_port};
     snprintf(ls.host, sizeof ls.host, "%s", cfg->dp.listen);
+    snprintf(ls.fqdn, sizeof ls.fqdn, "%s", cfg->cluster.sip_fqdn);
     n.ctl_stats = aligned_alloc(64, sizeof *n.ctl_stats * nw);
     if (!n.ctl_stats || sfd < 0) {
         cn_log(CN_LOG_ERROR, "start_failed", "reason=\"%s\"", strerror(errno));
