@@ -90,10 +90,11 @@ main() {
 
     log "installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    as_root apt-get update -q </dev/null
+    # explicit checks: main may run where errexit is off (e.g. in an && list)
+    as_root apt-get update -q </dev/null || return 1
     as_root apt-get install -y -q --no-install-recommends \
         -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-        "${missing[@]}" </dev/null
+        "${missing[@]}" </dev/null || return 1
 
     mapfile -t missing < <(missing_packages)
     if [[ ${#missing[@]} -ne 0 ]]; then
