@@ -39,6 +39,10 @@ enum opt_id {
     O_NO_VERIFY,
     O_MEDIA,
     O_SRTP,
+    O_CONFERENCE,
+    O_TONES,
+    O_CODECS,
+    O_TAMPER,
     O_EXPECT,
     O_TIMEOUT,
     O_T1,
@@ -87,6 +91,11 @@ static const struct opt_def opt_table[] = {
     {"no-verify", 0, false, O_NO_VERIFY},
     {"media", 0, false, O_MEDIA},
     {"srtp", 0, false, O_SRTP},
+    {"conference", 0, true, O_CONFERENCE},
+    {"tones", 0, true, O_TONES},
+    {"codec", 0, true, O_CODECS},
+    {"codecs", 0, true, O_CODECS},
+    {"tamper", 0, false, O_TAMPER},
     {"expect", 'e', true, O_EXPECT},
     {"timeout", 0, true, O_TIMEOUT},
     {"t1", 0, true, O_T1},
@@ -478,6 +487,21 @@ static int apply(cb_opts_t *o, const struct opt_def *d, const char *v, bool *tra
     case O_SRTP:
         o->srtp = true;
         return 0;
+    case O_CONFERENCE:
+        if (parse_uint(v, 2, 16, &o->conference))
+            return opt_error(err, errlen, "--conference: expected 2 to 16 participants, got \"%s\"",
+                             v);
+        return 0;
+    case O_TONES:
+        return copy_str(o->tones, sizeof(o->tones), v) ? opt_error(err, errlen, "--tones: too long")
+                                                       : 0;
+    case O_CODECS:
+        return copy_str(o->codecs, sizeof(o->codecs), v)
+                   ? opt_error(err, errlen, "--codecs: too long")
+                   : 0;
+    case O_TAMPER:
+        o->tamper = true;
+        return 0;
     case O_EXPECT: {
         unsigned c;
         if (parse_uint(v, 200, 699, &c))
@@ -576,6 +600,14 @@ static int validate(cb_opts_t *o, bool transport_set, bool have_target, char *er
         return opt_error(err, errlen, "--media needs --scenario call");
     if (o->hold_ms && o->scenario != CB_SCEN_CALL)
         return opt_error(err, errlen, "--hold needs --scenario call");
+    if ((o->tones[0] || o->codecs[0] || o->tamper) && !o->conference)
+        return opt_error(err, errlen, "--tones, --codecs and --tamper need --conference");
+    if (o->conference && (o->transport != CB_TP_UDP || o->media || o->scenario != CB_SCEN_CALL))
+        return opt_error(err, errlen,
+                         "--conference places its calls over UDP with media of its own (no "
+                         "--transport tcp/tls, --media or --scenario)");
+    if (o->tamper && !o->srtp)
+        return opt_error(err, errlen, "--tamper needs --srtp");
     if (o->t2_ms < o->t1_ms)
         o->t2_ms = o->t1_ms;
     if (o->timeout_ms < o->t1_ms)
@@ -725,7 +757,16 @@ void cb_opts_usage(FILE *f)
           "  -m, --max-calls N     concurrent calls at most (default 1000)\n"
           "      --hold TIME       time between ACK and BYE (\"2s\", \"500ms\"; default 0)\n"
           "      --media           RTP audio per call (PCMU, 50 packets/s) to the SDP answer\n"
-          "      --srtp            offer RTP/SAVP with a=crypto (SDP only)\n"
+          "      --srtp            offer RTP/SAVP with a=crypto (SDP only; SRTP media\n"
+          "                        with --conference)\n"
+          "Conference check:\n"
+          "      --conference N    N calls to the room (UDP), each sending a tone for --hold\n"
+          "                        (default 3s); exit 0 when each hears every other tone\n"
+          "                        and not its own (Goertzel)\n"
+          "      --tones A,B,...   the participants' tones in Hz (default 400,700,1100,...)\n"
+          "      --codec(s) C,...  pcmu, pcma or opus: one for all or one per participant\n"
+          "      --tamper          (with --srtp) one SRTP packet of participant 0 with a bad\n"
+          "                        authentication tag; the count sent is reported\n"
           "      --body TEXT       MESSAGE body\n"
           "  -e, --expect CODE     final response code that counts as success (default 200)\n"
           "      --ramp A,S,M      raise the rate from A by S up to M calls/s, one step per\n"

@@ -65,6 +65,10 @@ typedef struct cb_opts {
     bool no_verify;
     bool media;
     bool srtp;
+    unsigned conference; /* --conference N: participants of the check; 0 = off */
+    char tones[128];     /* --tones Hz list; "" = 400,700,1100,... */
+    char codecs[128];    /* --codec/--codecs list; "" = pcmu */
+    bool tamper;         /* --tamper: one SRTP packet of participant 0 with a bad tag */
     int expect;          /* expected final code; 0 = 200 */
     unsigned timeout_ms; /* transaction timeout (Timer B/F), default 64*T1 */
     unsigned t1_ms;

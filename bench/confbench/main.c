@@ -18,6 +18,7 @@
 
 #include "cb_dns.h"
 #include "cb_engine.h"
+#include "cb_media_conf.h"
 #include "cb_opts.h"
 #include "cb_report.h"
 
@@ -222,6 +223,10 @@ int main(int argc, char **argv)
 
     if (cb_resolve(o, 5000, &targets, &ntargets, err, sizeof(err))) {
         fprintf(stderr, "confbench: %s\n", err);
+        goto out;
+    }
+    if (o->conference) {
+        rc = cb_conf_run(o, &targets[0]);
         goto out;
     }
     if (o->verbose > 0) {
