@@ -3,7 +3,9 @@
 # (two on PCMU, one on Opus), each sending its own tone (400, 700, 1100 Hz), must
 # each hear the other two tones and not its own (Goertzel ratios in the JSON), and
 # the SRTP packet confbench tampers with must show up in /metrics as an SRTP
-# authentication failure, as many as confbench reports it sent.
+# authentication failure, as many as confbench reports it sent. Plain RTP (PCMA) in
+# the default room passes the same check; a plain offer to the SRTP-only room is
+# refused (488 in the JSON, exit 1); bad options are exit 2.
 #
 #   tests/integration/test_confbench_conference.sh BUILD_DIR
 # shellcheck source-path=SCRIPTDIR
@@ -45,7 +47,8 @@ jget() { jq -er "$1" "$json" 2>/dev/null || it_fail "conference.json lacks $1"; 
 [[ "$(jget '[.participants[].codec] | join(",")')" == pcmu,pcmu,opus ]] ||
     it_fail "codecs: $(jget '[.participants[].codec] | join(",")')"
 for i in 0 1 2; do
-    [[ "$(jget ".participants[$i].sip_status")" == 200 ]] || it_fail "participant $i not answered 200"
+    [[ "$(jget ".participants[$i].sip_status")" == 200 ]] ||
+        it_fail "participant $i not answered 200"
     for j in 0 1 2; do
         r=$(jget ".participants[$i].ratios[$j]")
         if ((i == j)); then
@@ -72,6 +75,26 @@ done
 ((after - before == tampered)) ||
     it_fail "/metrics counted $((after - before)) SRTP authentication failures, confbench sent" \
         "$tampered tampered packet(s)"
+
+# plain RTP in the default (optional) room, PCMA for everyone: the same verdict
+rc=0
+timeout -k 5 60 "$CONFBENCH" "127.0.0.1:$SIP_PORT" --timeout 5s --conference 3 --codec pcma \
+    --hold 2s --json "$IT_TMP/plain.json" >"$IT_TMP/plain.out" 2>"$IT_TMP/plain.err" || rc=$?
+[[ "$rc" == 0 ]] || it_fail "plain conference: exit $rc, expected 0: $(cat "$IT_TMP/plain.out")"
+[[ "$(jq -r .srtp "$IT_TMP/plain.json")" == false ]] || it_fail "plain conference: srtp not false"
+
+# a plain offer to the room that requires SRTP: every call refused, exit 1, the code
+# in the JSON
+rc=0
+timeout -k 5 60 "$CONFBENCH" "127.0.0.1:$SIP_PORT" -u secure --timeout 5s --conference 2 \
+    --hold 1s --json "$IT_TMP/refused.json" >"$IT_TMP/refused.out" 2>"$IT_TMP/refused.err" ||
+    rc=$?
+[[ "$rc" == 1 ]] || it_fail "plain offer to the SRTP-only room: exit $rc, expected 1"
+[[ "$(jq -r '[.participants[].sip_status] | join(",")' "$IT_TMP/refused.json")" == 488,488 ]] ||
+    it_fail "plain offer to the SRTP-only room: $(jq -c '[.participants[].sip_status]' \
+        "$IT_TMP/refused.json")"
+grep -q "INVITE answered 488" "$IT_TMP/refused.err" ||
+    it_fail "no message about the 488: $(cat "$IT_TMP/refused.err")"
 
 # usage errors are exit 2
 rc=0
