@@ -472,7 +472,7 @@ static int write_json(const struct conf *c, unsigned tampered, int rc, char *err
     json_object_object_add(root, "exit_code", json_object_new_int(rc));
     int ret = json_object_to_file_ext(c->o->json, root, JSON_C_TO_STRING_PRETTY) ? -1 : 0;
     if (ret)
-        snprintf(err, errlen, "cannot write %s: %s", c->o->json, strerror(errno));
+        snprintf(err, errlen, "cannot write %.400s: %s", c->o->json, strerror(errno));
     json_object_put(root);
     return ret;
 }
