@@ -170,18 +170,19 @@ fed_dns() {
 
 # fed_send METHOD USER@DOMAIN [PORT]: one out-of-dialog request over UDP to the node
 # (default $SIP_PORT); prints "STATUS DIAG" of the final response ("- -" when none
-# within 20 s) and keeps the response in $IT_TMP/last_response.txt.
+# within 20 s) and keeps the response in $IT_TMP/last_response.txt. From: $FED_FROM
+# (default alice@example.test).
 fed_send() {
-    python3 - "${3:-$SIP_PORT}" "$1" "$2" "$IT_TMP/last_response.txt" <<'EOF'
+    python3 - "${3:-$SIP_PORT}" "$1" "$2" "$IT_TMP/last_response.txt" "${FED_FROM:-alice@example.test}" <<'EOF'
 import re, socket, sys, time, os
-port, method, target, out = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+port, method, target, out, frm = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("127.0.0.1", 0))
 lp = s.getsockname()[1]
 cid = os.urandom(8).hex()
 msg = (f"{method} sip:{target} SIP/2.0\r\n"
        f"Via: SIP/2.0/UDP 127.0.0.1:{lp};branch=z9hG4bK{cid}\r\n"
-       f"Max-Forwards: 70\r\nFrom: <sip:alice@example.test>;tag=a{cid}\r\n"
+       f"Max-Forwards: 70\r\nFrom: <sip:{frm}>;tag=a{cid}\r\n"
        f"To: <sip:{target}>\r\nCall-ID: {cid}@it\r\nCSeq: 1 {method}\r\n"
        f"Contact: <sip:alice@127.0.0.1:{lp}>\r\n"
        f"Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi")

@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# Federation between two running nodes found through DNS (dnsmasq on loopback):
+# node A (domain a.test, 127.0.0.1) and node B (domain b.test, room meet@b.test, TLS on
+# its own loopback address port 5061). A locates b.test by
+#   _sipfederationtls._tcp.b.test SRV 1 100 5061 sip.b.test  ->  sip.b.test A -> B
+# and connects over mutual TLS, checking that B's certificate names sip.b.test; B checks
+# A the same way (_sipfederationtls._tcp.a.test -> sip.a.test, A's client certificate).
+#   - a call from a sipp UAC over UDP into A, INVITE sip:meet@b.test -> 200 -> ACK -> BYE,
+#     completes; A's search history shows the DNS route to sip.b.test with no diagnostics;
+#   - a MESSAGE to meet@b.test: B answers 501 and A passes the 501 back unchanged;
+#   - B restarted with a certificate whose only name is its CN (sip.b.test, no SAN):
+#     the call still completes.
+# B runs one worker: a new call to a room is handled by the room's worker, and the
+# inbound certificate check needs the worker that holds the TLS connection.
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/fed_lib.sh"
+
+fed_init "$@"
+it_require sipp
+A_SIP=$SIP_PORT A_ADMIN=$ADMIN_PORT
+it_alloc_node_ports
+B_SIP=$SIP_PORT B_ADMIN=$ADMIN_PORT B_MEDIA_MIN=$MEDIA_MIN B_MEDIA_MAX=$MEDIA_MAX
+SIP_PORT=$A_SIP ADMIN_PORT=$A_ADMIN
+TLS_PORT=$((SIP_PORT + 1))
+fed_addr; B=$FED_ADDR
+
+fed_cert a sip.a.test DNS:sip.a.test,DNS:localhost,IP:127.0.0.1
+fed_cert b sip.b.test DNS:sip.b.test
+fed_cert bcn sip.b.test ""
+
+fed_dns \
+    "--srv-host=_sipfederationtls._tcp.b.test,sip.b.test,5061,1,100" \
+    "--host-record=sip.b.test,$B" \
+    "--srv-host=_sipfederationtls._tcp.a.test,sip.a.test,$TLS_PORT,1,100" \
+    "--host-record=sip.a.test,127.0.0.1"
+
+B_PID=
+# start_b CERT: node B with $PKI/CERT.{crt,key}
+start_b() {
+    local i
+    cat >"$IT_TMP/b.conf" <<EOF
+node: { name = "node-b"; workers = 1; log_level = "info"; };
+sip: { listen = "$B"; udp_port = $B_SIP; tcp_port = $B_SIP; tls_port = 5061;
+       domain = "b.test"; };
+tls: { certificate = "$PKI/$1.crt"; key = "$PKI/$1.key"; ca = "$PKI/ca.crt";
+       verify_client = "request"; };
+media: { address = "127.0.0.1"; port_min = $B_MEDIA_MIN; port_max = $B_MEDIA_MAX; };
+admin: { listen = "127.0.0.1"; port = $B_ADMIN; };
+vmrs = ( { alias = "meet@b.test"; name = "B"; } );
+cluster: { sip_fqdn = "sip.b.test"; };
+search_rules = (
+    { name = "rooms"; priority = 10; mode = "any-alias"; target = "local"; }
+);
+federation: { privacy = "allow-list"; allow = [ "a.test" ]; dns_server = "127.0.0.1:$DNS_PORT"; };
+EOF
+    "$CONFNODE" run -c "$IT_TMP/b.conf" >>"$IT_TMP/b.log" 2>&1 &
+    B_PID=$!
+    IT_PIDS+=("$B_PID")
+    for ((i = 0; i < 300; i++)); do
+        it_pid_alive "$B_PID" || it_fail "node B exited during start-up: $(tail -5 "$IT_TMP/b.log")"
+        if curl -fsS --max-time 1 -o /dev/null "http://127.0.0.1:$B_ADMIN/status" 2>/dev/null &&
+            ss -Htln "src = $B:5061" | grep -q .; then
+            it_log "node B up (pid $B_PID) on $B:5061"
+            return 0
+        fi
+        sleep 0.1
+    done
+    it_fail "node B did not become ready within 30 s"
+}
+
+stop_b() {
+    kill -TERM "$B_PID"
+    it_wait_exit "$B_PID" 10 || it_fail "node B did not stop"
+    [[ "$IT_WAIT_RC" == 0 ]] || it_fail "node B exited with status $IT_WAIT_RC"
+}
+
+start_b b
+
+CONF=$IT_TMP/a.conf
+it_write_config "$CONF"
+sed -i -e 's/domain = "example.test";/domain = "a.test";/' \
+    -e "s#$IT_TMP/pki/node.crt#$PKI/a.crt#" -e "s#$IT_TMP/pki/node.key#$PKI/a.key#" "$CONF"
+cat >>"$CONF" <<EOF
+cluster: { sip_fqdn = "sip.a.test"; };
+search_rules = (
+    { name = "federated"; priority = 100; mode = "any-alias"; target = "dns"; }
+);
+federation: {
+    privacy = "allow-list";
+    allow = [ "b.test" ];
+    dns_server = "127.0.0.1:$DNS_PORT";
+};
+EOF
+it_start_node "$CONF"
+
+cat >"$IT_TMP/call.xml" <<'EOF'
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="federated call">
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:meet@b.test SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:alice@a.test>;tag=[pid]-[call_number]
+      To: <sip:meet@b.test>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:alice@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=alice 1 1 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rrs="true"/>
+  <send>
+    <![CDATA[
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
+      From: <sip:alice@a.test>;tag=[pid]-[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <pause milliseconds="2000"/>
+  <send retrans="500">
+    <![CDATA[
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
+      From: <sip:alice@a.test>;tag=[pid]-[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+EOF
+
+# call NAME: one call through A to meet@b.test must complete
+call() {
+    it_sipp_start "$1" "127.0.0.1:$A_SIP" u1 1 1 -sf "$IT_TMP/call.xml" -s meet
+    it_sipp_wait "$1"
+    it_sipp_expect_all "$1" 1
+    fed_history_has meet@b.test 200 null \
+        '.zone == "dns" and (.dns | any(test("SRV 1 100 5061 sip.b.test")))'
+}
+
+call call1
+# B checked A as a federated peer: it looked up a.test's SRV record
+grep -q 'query\[SRV\] _sipfederationtls._tcp.a.test' "$IT_TMP/dnsmasq.log" ||
+    it_fail "node B never checked a.test (no SRV query for _sipfederationtls._tcp.a.test)"
+
+# MESSAGE: B answers 501 (no IM in rooms); A relays it unchanged
+got=$(FED_FROM=alice@a.test fed_send MESSAGE meet@b.test)
+it_log "MESSAGE meet@b.test -> $got"
+[[ "$got" == "501 -" ]] || it_fail "MESSAGE through A: expected '501 -', got '$got'"
+fed_history_has meet@b.test 501 null '.method == "MESSAGE" and .zone == "dns"'
+
+# B with a certificate carrying its name only in the CN
+stop_b
+start_b bcn
+call call2
+
+stop_b
+it_stop_node
+it_log "ok"
