@@ -9,7 +9,11 @@
 #     completes; A's search history shows the DNS route to sip.b.test with no diagnostics;
 #   - a MESSAGE to meet@b.test: B answers 501 and A passes the 501 back unchanged;
 #   - B restarted with a certificate whose only name is its CN (sip.b.test, no SAN):
-#     the call still completes.
+#     the call still completes;
+#   - the other way: a call into B for meet@a.test, located through
+#     _sipfederationtls._tcp.a.test, with A checking B's (CN-only) certificate;
+#   - A restarted with a static route for b.test (sip.b.test:5061): the call completes
+#     and A never asks DNS for b.test's SRV record.
 # B runs one worker: a new call to a room is handled by the room's worker, and the
 # inbound certificate check needs the worker that holds the TLS connection.
 # shellcheck source-path=SCRIPTDIR
@@ -49,7 +53,9 @@ admin: { listen = "127.0.0.1"; port = $B_ADMIN; };
 vmrs = ( { alias = "meet@b.test"; name = "B"; } );
 cluster: { sip_fqdn = "sip.b.test"; };
 search_rules = (
-    { name = "rooms"; priority = 10; mode = "any-alias"; target = "local"; }
+    { name = "rooms"; priority = 10; mode = "any-alias"; on_match = "continue";
+      target = "local"; },
+    { name = "federated"; priority = 100; mode = "any-alias"; target = "dns"; }
 );
 federation: { privacy = "allow-list"; allow = [ "a.test" ]; dns_server = "127.0.0.1:$DNS_PORT"; };
 EOF
@@ -76,13 +82,18 @@ stop_b() {
 
 start_b b
 
-CONF=$IT_TMP/a.conf
-it_write_config "$CONF"
-sed -i -e 's/domain = "example.test";/domain = "a.test";/' \
-    -e "s#$IT_TMP/pki/node.crt#$PKI/a.crt#" -e "s#$IT_TMP/pki/node.key#$PKI/a.key#" "$CONF"
-cat >>"$CONF" <<EOF
+# start_a [ZONES]: node A (one worker, room meet@a.test) with that zones group body
+start_a() {
+    CONF=$IT_TMP/a.conf
+    IT_WORKERS=1 IT_VMRS_EXTRA=', { alias = "meet@a.test"; name = "A"; }' it_write_config "$CONF"
+    sed -i -e 's/domain = "example.test";/domain = "a.test";/' \
+        -e "s#$IT_TMP/pki/node.crt#$PKI/a.crt#" -e "s#$IT_TMP/pki/node.key#$PKI/a.key#" "$CONF"
+    cat >>"$CONF" <<EOF
 cluster: { sip_fqdn = "sip.a.test"; };
+zones: { ${1:-} };
 search_rules = (
+    { name = "rooms"; priority = 10; mode = "any-alias"; on_match = "continue";
+      target = "local"; },
     { name = "federated"; priority = 100; mode = "any-alias"; target = "dns"; }
 );
 federation: {
@@ -91,18 +102,20 @@ federation: {
     dns_server = "127.0.0.1:$DNS_PORT";
 };
 EOF
-it_start_node "$CONF"
+    it_start_node "$CONF"
+}
+start_a
 
-cat >"$IT_TMP/call.xml" <<'EOF'
+cat >"$IT_TMP/call.tmpl" <<'EOF'
 <?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="federated call">
   <send retrans="500">
     <![CDATA[
-      INVITE sip:meet@b.test SIP/2.0
+      INVITE sip:meet@@TO@ SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:alice@a.test>;tag=[pid]-[call_number]
-      To: <sip:meet@b.test>
+      From: <sip:alice@@FROM@>;tag=[pid]-[call_number]
+      To: <sip:meet@@TO@>
       Call-ID: [call_id]
       CSeq: 1 INVITE
       Contact: <sip:alice@[local_ip]:[local_port];transport=[transport]>
@@ -127,7 +140,7 @@ cat >"$IT_TMP/call.xml" <<'EOF'
       ACK [next_url] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
       [routes]
-      From: <sip:alice@a.test>;tag=[pid]-[call_number]
+      From: <sip:alice@@FROM@>;tag=[pid]-[call_number]
       [last_To:]
       Call-ID: [call_id]
       CSeq: 1 ACK
@@ -142,7 +155,7 @@ cat >"$IT_TMP/call.xml" <<'EOF'
       BYE [next_url] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
       [routes]
-      From: <sip:alice@a.test>;tag=[pid]-[call_number]
+      From: <sip:alice@@FROM@>;tag=[pid]-[call_number]
       [last_To:]
       Call-ID: [call_id]
       CSeq: 2 BYE
@@ -155,13 +168,17 @@ cat >"$IT_TMP/call.xml" <<'EOF'
 </scenario>
 EOF
 
-# call NAME: one call through A to meet@b.test must complete
+sed -e 's/@FROM@/a.test/g' -e 's/@TO@/b.test/g' "$IT_TMP/call.tmpl" >"$IT_TMP/call_ab.xml"
+sed -e 's/@FROM@/b.test/g' -e 's/@TO@/a.test/g' "$IT_TMP/call.tmpl" >"$IT_TMP/call_ba.xml"
+
+# call NAME [JQ]: one call through A to meet@b.test must complete, and A's history
+# shows how it was routed (default: the DNS SRV record of b.test)
 call() {
-    it_sipp_start "$1" "127.0.0.1:$A_SIP" u1 1 1 -sf "$IT_TMP/call.xml" -s meet
+    local filter=${2:-'.zone == "dns" and (.dns | any(test("SRV 1 100 5061 sip.b.test")))'}
+    it_sipp_start "$1" "127.0.0.1:$A_SIP" u1 1 1 -sf "$IT_TMP/call_ab.xml" -s meet
     it_sipp_wait "$1"
     it_sipp_expect_all "$1" 1
-    fed_history_has meet@b.test 200 null \
-        '.zone == "dns" and (.dns | any(test("SRV 1 100 5061 sip.b.test")))'
+    fed_history_has meet@b.test 200 null "$filter"
 }
 
 call call1
@@ -179,6 +196,23 @@ fed_history_has meet@b.test 501 null '.method == "MESSAGE" and .zone == "dns"'
 stop_b
 start_b bcn
 call call2
+
+# the other way: a call into B for meet@a.test, B locates a.test and A checks B
+it_sipp_start call3 "$B:$B_SIP" u1 1 1 -sf "$IT_TMP/call_ba.xml" -s meet
+it_sipp_wait call3
+it_sipp_expect_all call3 1
+ADMIN_PORT=$B_ADMIN fed_history_has meet@a.test 200 null \
+    '.zone == "dns" and (.dns | any(test("sip.a.test")))'
+grep -q 'query\[SRV\] _sipfederationtls._tcp.b.test' "$IT_TMP/dnsmasq.log" ||
+    it_fail "node A never checked b.test"
+
+# a static route to B: A reaches it without asking DNS for b.test's SRV record
+it_stop_node
+srv_queries=$(grep -c 'query\[SRV\] _sipfederationtls._tcp.b.test' "$IT_TMP/dnsmasq.log" || true)
+start_a 'static_routes = ( { domain = "b.test"; addresses = [ "sip.b.test:5061" ]; } );'
+call call4 ".zone == \"dns\" and .dns == [\"sip.b.test A -> $B:5061 tls\"]"
+[[ $(grep -c 'query\[SRV\] _sipfederationtls._tcp.b.test' "$IT_TMP/dnsmasq.log") == "$srv_queries" ]] ||
+    it_fail "static route: node A looked up b.test's SRV record"
 
 stop_b
 it_stop_node
