@@ -40,6 +40,7 @@ fed_addr() {
         [[ " ${FED_USED_ADDRS[*]} " == *" $cand "* ]] && continue
         grep -qE "^($cand|0\.0\.0\.0|\*|\[::\]):(5061|5601)$" <<<"$listening" && continue
         FED_USED_ADDRS+=("$cand")
+        # shellcheck disable=SC2034 # read by the test that sources this file
         FED_ADDR=$cand
         return 0
     done

@@ -10,6 +10,8 @@
 #   tcp.test    the peer speaks plain TCP, TLS is required              504 + 1047
 #   prio.test   SRV 1/100 -> port without listener, 2/100 -> a peer:    504 + 1046, only the
 #               first (Microsoft: lowest priority only)                 first target tried
+#   wt.test     SRV 1/10 -> wlow, 1/100 -> whigh, both on port 5601:   504 + 1046 naming
+#               whigh only (Microsoft: the highest weight, nothing else)
 # Each case asserts the response code, the ms-diagnostics code and the GET /history record.
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/fed_lib.sh"
@@ -56,7 +58,11 @@ fed_dns \
     "--srv-host=_sipfederationtls._tcp.prio.test,sip1.prio.test,5601,1,100" \
     "--srv-host=_sipfederationtls._tcp.prio.test,sip2.prio.test,5061,2,100" \
     "--host-record=sip1.prio.test,$PRIO1" \
-    "--host-record=sip2.prio.test,$PRIO2"
+    "--host-record=sip2.prio.test,$PRIO2" \
+    "--srv-host=_sipfederationtls._tcp.wt.test,wlow.wt.test,5601,1,10" \
+    "--srv-host=_sipfederationtls._tcp.wt.test,whigh.wt.test,5601,1,100" \
+    "--host-record=wlow.wt.test,$PRIO1" \
+    "--host-record=whigh.wt.test,$PRIO1"
 
 CONF=$IT_TMP/node.conf
 it_write_config "$CONF"
@@ -71,7 +77,7 @@ search_rules = (
 federation: {
     privacy = "allow-list";
     allow = [ "oth.test", "fb.test", "port.test", "untr.test", "exp.test", "tcp.test",
-              "prio.test" ];
+              "prio.test", "wt.test" ];
     dns_server = "127.0.0.1:$DNS_PORT";
 };
 EOF
@@ -112,6 +118,11 @@ fed_diag_has 'sip1.prio.test:5601'
 fed_history_has bob@prio.test 504 1046 \
     '(.dns | any(test("^sip1.prio.test A"))) and (.dns | any(test("^sip2.prio.test")) | not)'
 log_quiet "$PRIO2:5061"
+
+fed_check MESSAGE bob@wt.test 504 1046
+fed_diag_has 'whigh.wt.test:5601'
+fed_history_has bob@wt.test 504 1046 \
+    '(.dns | any(test("^whigh.wt.test A"))) and (.dns | any(test("^wlow.wt.test A")) | not)'
 
 "$CONFNODE" history --admin "127.0.0.1:$ADMIN_PORT" --json >"$IT_TMP/history.json" 2>&1 ||
     it_fail "confnode history --json failed: $(cat "$IT_TMP/history.json")"

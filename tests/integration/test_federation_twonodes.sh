@@ -14,8 +14,8 @@
 #     _sipfederationtls._tcp.a.test, with A checking B's (CN-only) certificate;
 #   - A restarted with a static route for b.test (sip.b.test:5061): the call completes
 #     and A never asks DNS for b.test's SRV record.
-# B runs one worker: a new call to a room is handled by the room's worker, and the
-# inbound certificate check needs the worker that holds the TLS connection.
+# Both nodes run one worker: a new call to a room is handled by the room's worker, and
+# the inbound certificate check needs the worker that holds the TLS connection.
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/fed_lib.sh"
 
