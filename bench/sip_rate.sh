@@ -31,6 +31,8 @@ Usage: bench/sip_rate.sh [options]
                        machine to use less than --quiet-pct % of one core (default 25)
   --workers N          confnode workers and Kamailio children/tcp_children (default 2)
   --pin split|none     split: responder and load generator on separate CPUs (default)
+  --nice N             run responder, sipp and stunnel at this nice value (default 0;
+                       negative, as root, shields them from other jobs on a shared machine)
   --kam-port N         Kamailio UDP/TCP port (default 5070); TLS is --kam-tls-port (5071)
   --node-port N        confnode UDP/TCP port (default 5080); TLS is --node-tls-port (5081)
                        (stunnel listens for sipp on the TLS port + 2)
@@ -63,6 +65,7 @@ quiet_wait=15
 quiet_pct=25
 workers=2
 pin="split"
+nice_val=0
 kam_port=5070
 kam_tls_port=5071
 node_port=5080
@@ -103,6 +106,7 @@ while (($# > 0)); do
     --quiet-pct) quiet_pct=$val ;;
     --workers) workers=$val ;;
     --pin) pin=$val ;;
+    --nice) nice_val=$val ;;
     --kam-port) kam_port=$val ;;
     --kam-tls-port) kam_tls_port=$val ;;
     --node-port) node_port=$val ;;
@@ -130,6 +134,9 @@ done
 ((quiet_wait <= 600)) || bench_die "--quiet-wait must be 0..600"
 ((workers >= 1 && workers <= 64)) || bench_die "--workers must be 1..64"
 [[ $pin == split || $pin == none ]] || bench_die "--pin must be split or none"
+[[ $nice_val =~ ^-?[0-9]+$ ]] || bench_die "--nice must be -20..19"
+((nice_val >= -20 && nice_val <= 19)) || bench_die "--nice must be -20..19"
+((nice_val >= 0 || EUID == 0)) || bench_die "a negative --nice needs root"
 [[ $media_ports =~ ^([0-9]+)-([0-9]+)$ ]] || bench_die "--media-ports must be LO-HI"
 media_min=${BASH_REMATCH[1]}
 media_max=${BASH_REMATCH[2]}
@@ -174,12 +181,17 @@ else
     pin=none
 fi
 
-# Command prefixes that pin what follows (taskset execs it, so the pid stays the same).
+# Command prefixes that pin and prioritise what follows (nice and taskset exec it, so
+# the pid stays the same).
 pin_resp=()
 pin_load=()
+if ((nice_val != 0)); then
+    pin_resp=(nice -n "$nice_val")
+    pin_load=(nice -n "$nice_val")
+fi
 if [[ $pin == split ]]; then
-    pin_resp=(taskset -c "$resp_cpus")
-    pin_load=(taskset -c "$load_cpus")
+    pin_resp+=(taskset -c "$resp_cpus")
+    pin_load+=(taskset -c "$load_cpus")
 fi
 
 # --- certificates ----------------------------------------------------------------------
@@ -612,7 +624,8 @@ report() {
     echo "confnode: $node_version"
     echo "workers: $workers (confnode workers; Kamailio children and tcp_children)"
     echo "confnode media ports: $media_min-$media_max"
-    echo "pinning: ${pin}: responder CPUs ${resp_cpus:-any}; sipp and stunnel CPUs ${load_cpus:-any}"
+    echo "pinning: ${pin}: responder CPUs ${resp_cpus:-any}; sipp and stunnel CPUs ${load_cpus:-any};" \
+        "nice $nice_val"
     sed 's/^/affinity: /' "$affinity_file"
     sed 's/^/tls: /' "$tlsinfo_file"
     echo "steps: rates $rate_start doubling to $rate_max, then $refine bisection step(s);" \
@@ -655,6 +668,7 @@ cmdline=""
 # the options as given are not kept after parsing; show the effective settings instead
 cmdline="--responders '$responders' --transports '$transports' --start $rate_start --max $rate_max"
 cmdline+=" --step-seconds $step_seconds --refine $refine --settle $settle --workers $workers --pin $pin"
+cmdline+=" --nice $nice_val --quiet-wait $quiet_wait --quiet-pct $quiet_pct"
 
 echo
 report | tee "$tmp/report.txt"
