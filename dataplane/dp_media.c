@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cn_log.h"
+#include "dpk_pktio.h"
 #include "md_codec.h"
 #include "md_mixer.h"
 #include "md_rtp.h"
@@ -40,6 +41,9 @@
 
 _Static_assert(MD_MIX_MAX_PARTIES == MD_VSW_MAX, "one slot space for mixer and switcher");
 
+/* A port opened through the packet I/O interface (dpk_pktio.h) rather than a socket. */
+#define FD_PKTIO (-2)
+
 /* Socket kinds of a leg: epoll value = leg index * 4 + kind. */
 enum { K_ARTP = 0, K_ARTCP = 1, K_VRTP = 2, K_VRTCP = 3 };
 
@@ -63,7 +67,7 @@ struct stream {
     int te_pt;
     int opus_bitrate;
     uint16_t port;
-    int fd[2]; /* RTP, RTCP (-1 with rtcp-mux) */
+    int fd[2]; /* RTP, RTCP (-1 with rtcp-mux; FD_PKTIO when open through m->io) */
     struct sockaddr_storage rem, rem_rtcp;
     socklen_t rem_len;
     struct md_srtp *in, *out;
@@ -137,6 +141,8 @@ struct dp_media {
     unsigned n_confs;
     char cname[32];
     struct dp_media_stats st;
+    const struct dpk_pktio *io; /* NULL: sockets (recvmmsg/sendmmsg) */
+    size_t tx_cap;              /* bytes in the last tx_slot() buffer */
     struct rxq rx;
     struct txq tx;
 };
@@ -225,9 +231,14 @@ static struct leg *leg_get(const struct dp_media *m, uint32_t id)
     return l && l->id == id ? l : NULL;
 }
 
-/* ---- transmit queue: sendmmsg per run of datagrams leaving the same socket ---- */
+/* ---- transmit queue: sendmmsg per run of datagrams leaving the same socket, or the
+ * packet I/O interface's own queue ---- */
 static void tx_flush(struct dp_media *m)
 {
+    if (m->io) {
+        m->io->tx_flush(m->io->io);
+        return;
+    }
     struct txq *t = &m->tx;
     unsigned i = 0;
     while (i < t->n) {
@@ -253,17 +264,45 @@ static void tx_flush(struct dp_media *m)
     t->n = 0;
 }
 
-/* A buffer for the next datagram (PKT_CAP bytes); commit it with tx_commit. */
+/* A buffer for the next datagram, m->tx_cap bytes long (at most PKT_CAP); commit it with
+ * tx_commit. NULL (counted as drop_send) when the packet I/O has no buffer free. */
 static uint8_t *tx_slot(struct dp_media *m)
 {
+    if (m->io) {
+        size_t cap = 0;
+        uint8_t *b = m->io->tx_slot(m->io->io, &cap);
+        if (!b || cap <= MD_SRTP_MAX_TRAILER + 64) {
+            st_add(&m->st.drop_send, 1);
+            return NULL;
+        }
+        m->tx_cap = cap < PKT_CAP ? cap : PKT_CAP;
+        return b;
+    }
     if (m->tx.n == TX_BATCH)
         tx_flush(m);
+    m->tx_cap = PKT_CAP;
     return m->tx.buf[m->tx.n];
 }
 
-static void tx_commit(struct dp_media *m, int fd, const struct sockaddr_storage *to,
-                      socklen_t tolen, size_t len)
+/* Room for a datagram before SRTP protection in the last tx_slot() buffer. */
+static size_t tx_room(const struct dp_media *m)
 {
+    return m->tx_cap - MD_SRTP_MAX_TRAILER;
+}
+
+/* Queues the last tx_slot() buffer, sent from stream s's RTP port (or its RTCP port). */
+static void tx_commit(struct dp_media *m, const struct stream *s, bool rtcp,
+                      const struct sockaddr_storage *to, socklen_t tolen, size_t len)
+{
+    if (m->io) {
+        uint16_t port = (uint16_t)(s->port + (rtcp && !s->mux));
+        if (m->io->tx_commit(m->io->io, port, to, tolen, len) == 0)
+            st_add(&m->st.bytes_out, len);
+        else
+            st_add(&m->st.drop_send, 1);
+        return;
+    }
+    int fd = rtcp && !s->mux ? s->fd[1] : s->fd[0];
     struct txq *t = &m->tx;
     unsigned i = t->n++;
     t->fd[i] = fd;
@@ -361,19 +400,14 @@ static void rx_block(struct rx_stats *r, uint64_t now_ms, struct md_rtcp_rblock 
                                                 : 0};
 }
 
-static int rtcp_fd(const struct stream *s)
-{
-    return s->mux ? s->fd[0] : s->fd[1];
-}
-
 /* Protects (when secure) and queues a compound RTCP packet built in `o`. */
 static void rtcp_send(struct dp_media *m, struct stream *s, uint8_t *o, size_t len)
 {
-    if (s->secure && md_srtp_protect_rtcp(s->out, o, &len, PKT_CAP) != MD_OK) {
+    if (s->secure && md_srtp_protect_rtcp(s->out, o, &len, m->tx_cap) != MD_OK) {
         st_add(&m->st.srtp_other_failures, 1);
         return;
     }
-    tx_commit(m, rtcp_fd(s), &s->rem_rtcp, s->rem_len, len);
+    tx_commit(m, s, true, &s->rem_rtcp, s->rem_len, len);
     st_add(&m->st.rtcp_out, 1);
 }
 
@@ -384,7 +418,9 @@ static void rtcp_report(struct dp_media *m, struct leg *l, struct stream *s, uin
     if (!s->on || !s->rem_len)
         return;
     uint8_t *o = tx_slot(m);
-    size_t cap = RX_MAX;
+    if (!o)
+        return;
+    size_t cap = tx_room(m);
     struct md_rtcp_rblock rb;
     unsigned n_rb = 0;
     if (s->rx.have) {
@@ -416,13 +452,15 @@ static void keyframe_request(struct dp_media *m, struct leg *src, md_kf_req_type
     if (!s->on || !s->rem_len || !s->rx.have)
         return;
     uint8_t *o = tx_slot(m);
-    int n = md_rtcp_build_rr(o, RX_MAX, s->vout_ssrc, NULL, 0);
+    if (!o)
+        return;
+    size_t cap = tx_room(m);
+    int n = md_rtcp_build_rr(o, cap, s->vout_ssrc, NULL, 0);
     if (n < 0)
         return;
-    int k =
-        type == MD_KF_PLI
-            ? md_rtcp_build_pli(o + n, RX_MAX - (size_t)n, s->vout_ssrc, s->rx.ssrc)
-            : md_rtcp_build_fir(o + n, RX_MAX - (size_t)n, s->vout_ssrc, s->rx.ssrc, ++s->fir_seq);
+    int k = type == MD_KF_PLI
+                ? md_rtcp_build_pli(o + n, cap - (size_t)n, s->vout_ssrc, s->rx.ssrc)
+                : md_rtcp_build_fir(o + n, cap - (size_t)n, s->vout_ssrc, s->rx.ssrc, ++s->fir_seq);
     if (k < 0)
         return;
     rtcp_send(m, s, o, (size_t)n + (size_t)k);
@@ -450,6 +488,19 @@ static int open_socket(struct dp_media *m, const char *addr, uint16_t port, uint
         set_why(why, whylen, "Bad media address %s", addr);
         return DP_MEDIA_PARAM;
     }
+    int tos = audio ? 0xb8 : 0x88; /* DSCP EF for audio, AF41 for video */
+    if (m->io) {
+        int r = m->io->open(m->io->io, addr, port, value, (uint8_t)tos);
+        if (r == 0) {
+            *out = FD_PKTIO;
+            return DP_MEDIA_OK;
+        }
+        set_why(why, whylen, "Media port %u: %s", port,
+                r == -EXDEV ? "not in this worker's port partition" : strerror(-r));
+        return r == -EADDRINUSE ? DP_MEDIA_PORT_IN_USE
+               : r == -EXDEV    ? DP_MEDIA_PARAM
+                                : DP_MEDIA_BUSY;
+    }
     int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         set_why(why, whylen, "No socket for media port %u: %s", port, strerror(errno));
@@ -463,7 +514,6 @@ static int open_socket(struct dp_media *m, const char *addr, uint16_t port, uint
     }
     int rcv = SOCK_RCVBUF;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
-    int tos = audio ? 0xb8 : 0x88; /* DSCP EF for audio, AF41 for video */
     if (ss.ss_family == AF_INET)
         setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof tos);
     else
@@ -478,9 +528,14 @@ static int open_socket(struct dp_media *m, const char *addr, uint16_t port, uint
     return DP_MEDIA_OK;
 }
 
-static void close_fd(struct dp_media *m, int *fd)
+/* Closes the socket or the packet I/O port of a stream (port + which). */
+static void close_fd(struct dp_media *m, int *fd, uint16_t port)
 {
-    if (*fd >= 0) {
+    if (*fd == FD_PKTIO) {
+        if (m->io)
+            m->io->close(m->io->io, port);
+        *fd = -1;
+    } else if (*fd >= 0) {
         epoll_ctl(m->epfd, EPOLL_CTL_DEL, *fd, NULL);
         close(*fd);
         *fd = -1;
@@ -498,7 +553,7 @@ static int stream_sockets(struct dp_media *m, struct stream *s, uint32_t idx, in
         rc = open_socket(m, addr, (uint16_t)(s->port + 1), idx * 4u + (uint32_t)kind + 1, s->audio,
                          &s->fd[1], why, whylen);
         if (rc != DP_MEDIA_OK) {
-            close_fd(m, &s->fd[0]);
+            close_fd(m, &s->fd[0], s->port);
             return rc;
         }
     }
@@ -507,8 +562,8 @@ static int stream_sockets(struct dp_media *m, struct stream *s, uint32_t idx, in
 
 static void stream_close(struct dp_media *m, struct stream *s)
 {
-    close_fd(m, &s->fd[0]);
-    close_fd(m, &s->fd[1]);
+    close_fd(m, &s->fd[0], s->port);
+    close_fd(m, &s->fd[1], (uint16_t)(s->port + 1));
     md_srtp_free(s->in);
     md_srtp_free(s->out);
     s->in = s->out = NULL;
@@ -1012,18 +1067,24 @@ static void forward_video(struct dp_media *m, struct leg *l, const struct md_rtp
             rl->v.codec != l->v.codec || !md_vswitch_wants(&c->vs, r, l->slot))
             continue;
         uint8_t *o = tx_slot(m);
+        if (!o)
+            return;
+        if (len > tx_room(m)) {
+            st_add(&m->st.drop_send, 1);
+            continue;
+        }
         memcpy(o, pkt, len);
         if (md_vswitch_forward(&c->vs, r, l->slot, h, o, kf, now_ms) != MD_OK)
             continue;
         if (rl->v.pt != l->v.pt)
             md_rtp_set_pt(o, rl->v.pt);
         size_t olen = len;
-        if (rl->v.secure && srtp_failed(m, md_srtp_protect(rl->v.out, o, &olen, PKT_CAP)))
+        if (rl->v.secure && srtp_failed(m, md_srtp_protect(rl->v.out, o, &olen, m->tx_cap)))
             continue;
         rl->v.vout_packets++;
         rl->v.vout_octets += (uint32_t)h->payload_len;
         rl->v.out_pkts++;
-        tx_commit(m, rl->v.fd[0], &rl->v.rem, rl->v.rem_len, olen);
+        tx_commit(m, &rl->v, false, &rl->v.rem, rl->v.rem_len, olen);
         st_add(&m->st.video_forwarded, 1);
         st_add(&m->st.rtp_out, 1);
     }
@@ -1083,14 +1144,17 @@ static void forward_nack(struct dp_media *m, struct leg *l, const struct md_rtcp
         return;
     uint16_t off = l->conf->vs.rx[l->slot].seq_off;
     uint8_t *o = tx_slot(m);
-    int n = md_rtcp_build_rr(o, RX_MAX, src->v.vout_ssrc, NULL, 0);
+    if (!o)
+        return;
+    size_t cap = tx_room(m);
+    int n = md_rtcp_build_rr(o, cap, src->v.vout_ssrc, NULL, 0);
     if (n < 0)
         return;
     size_t cnt = md_rtcp_nack_count(p);
     for (size_t i = 0; i < cnt && i < FEEDBACK_MAX_NACK; i++) {
         uint16_t pid, blp;
         md_rtcp_nack_get(p, i, &pid, &blp);
-        int k = md_rtcp_build_nack(o + n, RX_MAX - (size_t)n, src->v.vout_ssrc, src->v.rx.ssrc,
+        int k = md_rtcp_build_nack(o + n, cap - (size_t)n, src->v.vout_ssrc, src->v.rx.ssrc,
                                    (uint16_t)(pid - off), blp);
         if (k < 0)
             break;
@@ -1146,6 +1210,33 @@ static void rtcp_in(struct dp_media *m, struct leg *l, struct stream *s, uint8_t
         st_add(&m->st.drop_malformed, 1);
 }
 
+/* One datagram received on a port of leg l (kind K_*). */
+static void datagram_in(struct dp_media *m, struct leg *l, int kind, uint8_t *buf, size_t len,
+                        const struct sockaddr_storage *from, socklen_t fromlen, uint64_t now_ms)
+{
+    struct stream *s = kind < K_VRTP ? &l->a : &l->v;
+    bool rtcp_port = kind & 1;
+    switch (md_demux(buf, len)) {
+    case MD_PKT_RTP:
+        st_add(&m->st.rtp_in, 1);
+        if (rtcp_port)
+            st_add(&m->st.drop_unexpected, 1);
+        else
+            rtp_in(m, l, s, buf, len, from, fromlen, now_ms);
+        break;
+    case MD_PKT_RTCP:
+        rtcp_in(m, l, s, buf, len, from, fromlen, rtcp_port, now_ms);
+        break;
+    case MD_PKT_STUN:
+    case MD_PKT_DTLS:
+        st_add(&m->st.drop_unexpected, 1);
+        break;
+    default:
+        st_add(&m->st.drop_malformed, 1);
+        break;
+    }
+}
+
 static void sock_readable(struct dp_media *m, struct leg *l, int kind)
 {
     struct stream *s = kind < K_VRTP ? &l->a : &l->v;
@@ -1171,26 +1262,7 @@ static void sock_readable(struct dp_media *m, struct leg *l, int kind)
                 st_add(&m->st.drop_oversize, 1);
                 continue;
             }
-            socklen_t fl = q->msgs[i].msg_hdr.msg_namelen;
-            switch (md_demux(buf, len)) {
-            case MD_PKT_RTP:
-                st_add(&m->st.rtp_in, 1);
-                if (rtcp_port)
-                    st_add(&m->st.drop_unexpected, 1);
-                else
-                    rtp_in(m, l, s, buf, len, &q->addr[i], fl, now_ms);
-                break;
-            case MD_PKT_RTCP:
-                rtcp_in(m, l, s, buf, len, &q->addr[i], fl, rtcp_port, now_ms);
-                break;
-            case MD_PKT_STUN:
-            case MD_PKT_DTLS:
-                st_add(&m->st.drop_unexpected, 1);
-                break;
-            default:
-                st_add(&m->st.drop_malformed, 1);
-                break;
-            }
+            datagram_in(m, l, kind, buf, len, &q->addr[i], q->msgs[i].msg_hdr.msg_namelen, now_ms);
         }
         tx_flush(m);
         if (n < RX_BATCH)
@@ -1217,16 +1289,20 @@ static void conf_tick(struct dp_media *m, struct conf *c, uint64_t tick_us, bool
         if (n <= 0 || !s->send || !s->rem_len)
             continue;
         uint8_t *o = tx_slot(m);
-        int h = md_rtp_out_header(&s->aout, o, RX_MAX - (size_t)n, false,
+        if (!o)
+            break;
+        if ((size_t)n >= tx_room(m))
+            continue;
+        int h = md_rtp_out_header(&s->aout, o, tx_room(m) - (size_t)n, false,
                                   md_codec_ts_step(md_codec_of(s->codec)), (size_t)n);
         if (h < 0)
             continue;
         memcpy(o + h, pl, (size_t)n);
         size_t len = (size_t)h + (size_t)n;
-        if (s->secure && srtp_failed(m, md_srtp_protect(s->out, o, &len, PKT_CAP)))
+        if (s->secure && srtp_failed(m, md_srtp_protect(s->out, o, &len, m->tx_cap)))
             continue;
         s->out_pkts++;
-        tx_commit(m, s->fd[0], &s->rem, s->rem_len, len);
+        tx_commit(m, s, false, &s->rem, s->rem_len, len);
         st_add(&m->st.rtp_out, 1);
     }
     if (changed) {
@@ -1337,6 +1413,32 @@ void dp_media_event(struct dp_media *m, uint32_t value, uint32_t events)
     sock_readable(m, m->legs[idx], (int)(value % 4u));
 }
 
+int dp_media_set_pktio(struct dp_media *m, const struct dpk_pktio *io)
+{
+    if (!m || !io || !io->open || !io->close || !io->tx_slot || !io->tx_commit || !io->tx_flush)
+        return -1;
+    if (m->n_legs)
+        return -1; /* ports already open as sockets */
+    tx_flush(m);
+    m->io = io;
+    return 0;
+}
+
+void dp_media_input(struct dp_media *m, uint32_t value, uint8_t *buf, size_t len,
+                    const struct sockaddr_storage *from, socklen_t fromlen, uint64_t now_ms)
+{
+    uint32_t idx = value / 4u;
+    if (!m || idx >= DP_MEDIA_MAX_LEGS || !m->legs[idx])
+        return; /* closed since the port was opened */
+    st_add(&m->st.bytes_in, len);
+    if (len > RX_MAX) { /* as a socket read into an RX_MAX buffer would truncate it */
+        st_add(&m->st.drop_oversize, 1);
+        return;
+    }
+    datagram_in(m, m->legs[idx], (int)(value % 4u), buf, len, from, fromlen, now_ms);
+    tx_flush(m);
+}
+
 /* ---- lifecycle ---- */
 struct dp_media *dp_media_create(unsigned worker, int epfd, uint32_t ev_tag)
 {
@@ -1370,6 +1472,7 @@ void dp_media_free(struct dp_media *m)
     if (!m)
         return;
     tx_flush(m);
+    m->io = NULL; /* the backend's ports are gone by now: legs only forget theirs */
     for (uint32_t i = 0; i < DP_MEDIA_MAX_LEGS; i++)
         if (m->legs[i])
             leg_free(m, m->legs[i]);
