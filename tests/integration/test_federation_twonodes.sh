@@ -78,6 +78,8 @@ stop_b() {
     kill -TERM "$B_PID"
     it_wait_exit "$B_PID" 10 || it_fail "node B did not stop"
     [[ "$IT_WAIT_RC" == 0 ]] || it_fail "node B exited with status $IT_WAIT_RC"
+    ! grep -qE 'Sanitizer|runtime error:' "$IT_TMP/b.log" ||
+        it_fail "node B's log shows a sanitizer report"
 }
 
 start_b b
