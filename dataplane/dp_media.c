@@ -1471,8 +1471,10 @@ void dp_media_free(struct dp_media *m)
 {
     if (!m)
         return;
+    /* the packet I/O backend has flushed and may be gone by now (the worker stopped):
+     * the legs only forget their ports */
+    m->io = NULL;
     tx_flush(m);
-    m->io = NULL; /* the backend's ports are gone by now: legs only forget theirs */
     for (uint32_t i = 0; i < DP_MEDIA_MAX_LEGS; i++)
         if (m->legs[i])
             leg_free(m, m->legs[i]);
