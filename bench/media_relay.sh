@@ -404,7 +404,7 @@ ramp() {
         if awk -v l="$loss" -v m="$max_loss" 'BEGIN { exit !(l > m) }'; then
             verdict="fail(loss > $max_loss%)"
         elif ((sent * 10 < r * seconds * 9)); then
-            verdict="fail(generator sent < 90%)"
+            verdict="fail(generator sent < 90%: it was not scheduled on time)"
         fi
         printf '%-9s %8s %9s %9s %7s %6s %9s %9s %12s %6s  %s\n' "$relay" "$r" "$sent" "$recv" \
             "$loss" "$authf" "$rcpu" "$gcpu" "$per" "$pct" "$verdict" >>"$steps"

@@ -473,32 +473,47 @@ profile_tls() {
 }
 
 measure_sip() {
-    local r t port
+    local r t port best
     for r in kamailio confnode; do
-        if [[ $r == kamailio ]]; then
-            start_kamailio || { bench_log "kamailio did not start"; exit_status=1; continue; }
-            put tls.kamailio "$(bench_tls_params 127.0.0.1 "$kam_tls_port" "$ca" "$tls_name")"
-        else
-            start_confnode || { bench_log "confnode did not start"; exit_status=1; continue; }
-            put tls.confnode "$(bench_tls_params 127.0.0.1 "$node_tls_port" "$ca" "$tls_name")"
-        fi
+        # a fresh responder per transport: nothing one ramp left behind (queues, state)
+        # is charged to the next
         for t in $transports; do
-            port=$([[ $r == kamailio ]] && echo $kam_port || echo $node_port)
+            if [[ $r == kamailio ]]; then
+                start_kamailio || { bench_log "kamailio did not start"; exit_status=1; continue; }
+                [[ $t == tls ]] && put tls.kamailio "$(bench_tls_params 127.0.0.1 "$kam_tls_port" "$ca" "$tls_name")"
+                port=$kam_port
+            else
+                start_confnode || { bench_log "confnode did not start"; exit_status=1; continue; }
+                [[ $t == tls ]] && put tls.confnode "$(bench_tls_params 127.0.0.1 "$node_tls_port" "$ca" "$tls_name")"
+                port=$node_port
+            fi
             [[ $t == tls ]] && port=$((port + 1))
             ramp "$r" "$t" "$port"
+            if [[ $r == confnode ]]; then
+                node_state "after the $t ramp"
+                if [[ $t == tls ]] && ((profile)); then
+                    best=$(get sip.confnode.tls.max_cps)
+                    best=${best#>=}
+                    is_uint "$best" && ((best > 0)) && profile_tls "$best"
+                fi
+                if ! bench_alive "$resp_pid"; then
+                    bench_log "confnode exited during the run"
+                    exit_status=1
+                fi
+            fi
+            stop_responder
         done
-        if [[ $r == confnode ]] && ((profile)) && [[ " $transports " == *" tls "* ]]; then
-            local best
-            best=$(get sip.confnode.tls.max_cps)
-            best=${best#>=}
-            is_uint "$best" && ((best > 0)) && profile_tls "$best"
-        fi
-        if [[ $r == confnode ]] && ! bench_alive "$resp_pid"; then
-            bench_log "confnode exited during the run"
-            exit_status=1
-        fi
-        stop_responder
     done
+}
+
+# node_state WHEN: confnode's live calls, dialogs, transactions, media legs and
+# conferences (admin /metrics), for the report.
+node_state() {
+    local m
+    m=$(timeout 5 python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$admin_port/metrics', timeout=3).read().decode())" 2>/dev/null |
+        awk '/^confnode_(calls_active|dialogs|transactions|media_legs|media_conferences|ring_drops_total)\{/ {
+            sub(/^confnode_/, ""); printf "%s%s", sep, $0; sep = ", " }' || true)
+    echo "confnode $1: ${m:-metrics unavailable}" >>"$tmp/state.txt"
 }
 
 # measure_generator: sipp and confbench, one after the other, the same UDP call
@@ -655,6 +670,12 @@ report() {
     echo
     echo "all figures (key=value):"
     sed 's/^/  /' "$summary"
+    if [[ -s $tmp/state.txt ]]; then
+        echo
+        echo "confnode's own gauges and drop counters after each ramp (settled; a call that"
+        echo "ended leaves nothing):"
+        sed 's/^/  /' "$tmp/state.txt"
+    fi
     if [[ -s $tmp/profile.txt ]]; then
         echo
         cat "$tmp/profile.txt"
