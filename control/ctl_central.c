@@ -1,5 +1,7 @@
 #include "ctl_central.h"
 
+#include <openssl/x509.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +28,10 @@ struct pending {
 void ctl_msg_free(void *msg)
 {
     struct ctl_msg *h = msg;
-    if (h && h->kind == CTL_MSG_FORWARD)
+    if (h && h->kind == CTL_MSG_FORWARD) {
         sip_msg_free(((struct ctl_forward *)msg)->m);
+        X509_free(((struct ctl_forward *)msg)->cert);
+    }
     free(msg);
 }
 

@@ -59,6 +59,7 @@ struct ctl_txn {
     struct ctl_timer t_retx; /* G (non-2xx) or 2xx retransmission, unreliable only */
     struct ctl_timer t_end;  /* H, I, J, L, or the answer delay */
     sip_msg_t *pending;      /* INVITE waiting for its answer (owned) */
+    struct x509_st *cert;    /* the TLS peer's verified certificate, referenced */
     struct ctl_dialog *dlg;
 };
 
@@ -91,6 +92,8 @@ struct ctl_worker {
     ctl_io_t io;
     struct ctl_stats *stats;
     uint64_t now;              /* ms, set on every entry from the worker loop */
+    struct x509_st *cur_cert;  /* peer certificate of the request being handled when
+                                  it was handed over by another worker (borrowed) */
     struct ctl_timers timers;
     struct media_ports ports;
     uint64_t tag_seq;          /* To-tag sequence, mixed with tag_key */
@@ -116,6 +119,12 @@ static inline void cstat_add(_Atomic uint64_t *c, int64_t v)
 }
 
 uint64_t ctl_hash(const char *s, size_t len, uint64_t seed);
+
+/* The verified certificate of the TLS peer a request came from: the transaction's
+ * (when it was handed over from another worker), the request's being handled,
+ * or the connection's when this worker owns it. NULL when none. Borrowed. */
+struct x509_st *ctl_peer_cert(struct ctl_worker *cw, const struct ctl_txn *t,
+                              const cn_peer_t *peer);
 
 /* transactions (ctl_txn.c) */
 int ctl_txn_key(const sip_msg_t *m, char *key, size_t cap, bool for_ack);

@@ -29,6 +29,10 @@ struct ctl_forward {
     struct ctl_msg hdr;
     cn_peer_t from;
     struct sip_msg *m;
+    /* The verified certificate the TLS peer presented, referenced (X509_up_ref) by
+     * the receiving worker: only that worker can look at its connection, so the
+     * certificate travels with the request. NULL when none. */
+    struct x509_st *cert;
 };
 
 /* CLAIM / CLAIM_DONE / COUNT */

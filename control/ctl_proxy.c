@@ -909,7 +909,7 @@ bool ctl_proxy_request(struct ctl_worker *cw, sip_msg_t *m, const cn_peer_t *fro
      * routes, may steer us that way. */
     if (!sip_msg_to_tag(m).s && k < sip_msg_route_count(m) &&
         !cw->conf->accept_preloaded_routes &&
-        !(cw->io.peer_cert && cw->io.peer_cert(cw->io.io, from))) {
+        !ctl_peer_cert(cw, NULL, from)) {
         if (meth != SIP_METHOD_ACK)
             stateless_reply(cw, m, from, 403,
                             "preloaded Route refused: not from a verified TLS peer", NULL);

@@ -14,6 +14,8 @@
 
 #include "ctl_internal.h"
 
+#include <openssl/x509.h>
+
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
 uint64_t ctl_hash(const char *s, size_t len, uint64_t seed)
@@ -102,6 +104,9 @@ struct ctl_txn *ctl_txn_new(struct ctl_worker *cw, const char *key, size_t len,
     t->resp_len = 0;
     t->pending = NULL;
     t->dlg = NULL;
+    t->cert = NULL;
+    if (cw->cur_cert && X509_up_ref(cw->cur_cert) == 1)
+        t->cert = cw->cur_cert;
     memset(&t->t_retx, 0, sizeof t->t_retx);
     memset(&t->t_end, 0, sizeof t->t_end);
     uint32_t b = (uint32_t)(t->hash & cw->txn_mask);
@@ -125,6 +130,8 @@ void ctl_txn_destroy(struct ctl_worker *cw, struct ctl_txn *t)
         t->dlg->invite = NULL;
     sip_msg_free(t->pending);
     t->pending = NULL;
+    X509_free(t->cert);
+    t->cert = NULL;
     free(t->resp);
     t->resp = NULL;
     cw->n_txn--;

@@ -1,6 +1,7 @@
 /* Per-worker control: entry points called from the dataplane's worker loop. */
 #include "ctl_worker.h"
 
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,7 +178,12 @@ static bool forward(struct ctl_worker *cw, unsigned owner, sip_msg_t *m, const c
     f->hdr.kind = CTL_MSG_FORWARD;
     f->from = *from;
     f->m = m;
+    f->cert = NULL;
+    struct x509_st *c = ctl_peer_cert(cw, NULL, from);
+    if (c && X509_up_ref(c) == 1)
+        f->cert = c;
     if (cw->io.post(cw->io.io, owner, f) != 0) {
+        X509_free(f->cert);
         free(f);
         return false;
     }
@@ -275,12 +281,15 @@ void ctl_on_post(struct ctl_worker *cw, void *msg, uint64_t now)
     switch (h->kind) {
     case CTL_MSG_FORWARD: {
         struct ctl_forward *f = msg;
+        cw->cur_cert = f->cert; /* transactions made now take their own reference */
         if (sip_msg_is_request(f->m)) {
             if (!ctl_proxy_request(cw, f->m, &f->from, now))
                 ctl_uas_request(cw, f->m, &f->from, now);
         } else if (!ctl_proxy_response(cw, f->m, now)) {
             ctl_uac_response(cw, f->m);
         }
+        cw->cur_cert = NULL;
+        X509_free(f->cert);
         free(f);
         return;
     }
@@ -305,6 +314,18 @@ void ctl_on_bad_frame(struct ctl_worker *cw, const char *buf, size_t len,
     sip_msg_parse(buf, len, &m, NULL, 0);
     bad_request(cw, m, from, why);
     sip_msg_free(m);
+}
+
+struct x509_st *ctl_peer_cert(struct ctl_worker *cw, const struct ctl_txn *t,
+                              const cn_peer_t *peer)
+{
+    if (t && t->cert)
+        return t->cert;
+    if (cw->cur_cert)
+        return cw->cur_cert;
+    if (!peer || peer->transport != CN_TRANSPORT_TLS || !cw->io.peer_cert)
+        return NULL;
+    return cw->io.peer_cert(cw->io.io, peer);
 }
 
 void ctl_on_conn_event(struct ctl_worker *cw, const cn_peer_t *peer, ctl_conn_event_t ev,

@@ -470,7 +470,7 @@ static int inbound_judge(struct ctl_worker *cw, struct ctl_txn *t, sip_msg_t *m,
     snprintf(detail, sizeof detail, "%s", e->detail);
     char cert_line[FED_HIST_TEXT] = "";
     if (status == 0) {
-        X509 *cert = cw->io.peer_cert ? cw->io.peer_cert(cw->io.io, &t->peer) : NULL;
+        X509 *cert = ctl_peer_cert(cw, t, &t->peer);
         for (size_t i = 0; cert && i < e->n_hosts; i++) {
             fed_cert_match_t mt = fed_cert_match_name(cert, e->hosts[i], FED_NAME_NUL);
             if (mt != FED_CERT_MATCH_NONE)
@@ -550,8 +550,8 @@ bool fed_wire_request(struct ctl_worker *cw, struct ctl_txn *t, sip_msg_t *m)
     bool trusted = false;
     for (size_t i = 0; i < fw->n_trusted && ip[0]; i++)
         trusted = trusted || strcmp(fw->trusted[i], ip) == 0;
-    if (!trusted && fw->n_names && t->peer.transport == CN_TRANSPORT_TLS && cw->io.peer_cert) {
-        X509 *pc = cw->io.peer_cert(cw->io.io, &t->peer);
+    if (!trusted && fw->n_names && t->peer.transport == CN_TRANSPORT_TLS) {
+        X509 *pc = ctl_peer_cert(cw, t, &t->peer);
         for (size_t i = 0; pc && i < fw->n_names && !trusted; i++)
             trusted = fed_cert_match_name(pc, fw->names[i], FED_NAME_NUL) != FED_CERT_MATCH_NONE;
     }
@@ -587,7 +587,7 @@ bool fed_wire_request(struct ctl_worker *cw, struct ctl_txn *t, sip_msg_t *m)
     fed_arrival_t arrival = t->peer.transport == CN_TRANSPORT_UDP   ? FED_ARRIVAL_UDP
                             : t->peer.transport == CN_TRANSPORT_TCP ? FED_ARRIVAL_TCP
                                                                     : FED_ARRIVAL_TLS;
-    if (arrival == FED_ARRIVAL_TLS && cw->io.peer_cert && cw->io.peer_cert(cw->io.io, &t->peer))
+    if (arrival == FED_ARRIVAL_TLS && ctl_peer_cert(cw, t, &t->peer))
         arrival = FED_ARRIVAL_MTLS;
     route(cw, t, m, zone, arrival);
     return true;
@@ -622,10 +622,16 @@ void fed_wire_located(struct ctl_worker *cw, const struct ctl_msg_locate *a)
             snprintf(e->hosts[e->n_hosts++], FED_NAME_BUF, "%s", a->dests[i].host);
         if (inbound_judge(cw, t, m, e) != 0)
             return;
-        /* the peer passed: the request goes on as if it had just arrived */
+        /* the peer passed: the request goes on as if it had just arrived, with the
+         * peer certificate it came with (the connection may be another worker's) */
         cn_peer_t peer = t->peer;
+        struct x509_st *cert = t->cert, *outer = cw->cur_cert;
+        t->cert = NULL;
         ctl_txn_destroy(cw, t);
+        cw->cur_cert = cert;
         ctl_uas_request(cw, m, &peer, cw->now);
+        cw->cur_cert = outer;
+        X509_free(cert);
         return;
     }
     for (size_t i = 0; ring && a->hist_id && i < a->n_lines; i++)

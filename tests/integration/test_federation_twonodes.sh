@@ -14,8 +14,9 @@
 #     _sipfederationtls._tcp.a.test, with A checking B's (CN-only) certificate;
 #   - A restarted with a static route for b.test (sip.b.test:5061): the call completes
 #     and A never asks DNS for b.test's SRV record.
-# Both nodes run one worker: a new call to a room is handled by the room's worker, and
-# the inbound certificate check needs the worker that holds the TLS connection.
+# Both nodes run two workers: a new call is handed to its room's worker, so the
+# inbound certificate check runs on a worker other than the one holding the TLS
+# connection about half the time (the certificate travels with the request).
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/fed_lib.sh"
 
@@ -43,7 +44,7 @@ B_PID=
 start_b() {
     local i
     cat >"$IT_TMP/b.conf" <<EOF
-node: { name = "node-b"; workers = 1; log_level = "info"; };
+node: { name = "node-b"; workers = 2; log_level = "info"; };
 sip: { listen = "$B"; udp_port = $B_SIP; tcp_port = $B_SIP; tls_port = 5061;
        domain = "b.test"; };
 tls: { certificate = "$PKI/$1.crt"; key = "$PKI/$1.key"; ca = "$PKI/ca.crt";
@@ -84,10 +85,10 @@ stop_b() {
 
 start_b b
 
-# start_a [ZONES]: node A (one worker, room meet@a.test) with that zones group body
+# start_a [ZONES]: node A (two workers, room meet@a.test) with that zones group body
 start_a() {
     CONF=$IT_TMP/a.conf
-    IT_WORKERS=1 IT_VMRS_EXTRA=', { alias = "meet@a.test"; name = "A"; }' it_write_config "$CONF"
+    IT_WORKERS=2 IT_VMRS_EXTRA=', { alias = "meet@a.test"; name = "A"; }' it_write_config "$CONF"
     sed -i -e 's/domain = "example.test";/domain = "a.test";/' \
         -e "s#$IT_TMP/pki/node.crt#$PKI/a.crt#" -e "s#$IT_TMP/pki/node.key#$PKI/a.key#" "$CONF"
     cat >>"$CONF" <<EOF

@@ -381,7 +381,9 @@ static void a_preloaded_route_is_refused_unless_the_peer_is_verified(void **stat
     f->cw = ctl_worker_create(f->sh, 0, &io, &f->stats);
     n = request(m, sizeof m, "INVITE", "sip:meet@example.test", "z9hG4bK-or2", 1, NULL,
                 ROUTE_VIA_US, NULL);
-    deliver(f, m, n, &f->up);
+    cn_peer_t tls_peer = f->up; /* a certificate only ever comes with TLS */
+    tls_peer.transport = CN_TRANSPORT_TLS;
+    deliver(f, m, n, &tls_peer);
     assert_int_equal(rec.n, 2); /* 100 upstream, the INVITE on to the next hop */
     assert_int_equal(port_of(&rec.sent[1].to.addr), 7001);
 }
