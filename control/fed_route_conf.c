@@ -192,14 +192,19 @@ static const char *bracket_end(const char *p)
  * 0 when p is not an interval. */
 static size_t interval(const char *p, const char **end)
 {
-    size_t m = 0, n = 0, digits = 0;
+    /* each bound on its own: leading zeros count for nothing ("{00000,010002}" is
+     * {0,10002}, which glibc copies ten thousand times); a bound past 999999 is
+     * kept at that, which no pattern's cost survives */
+    size_t m = 0, n = 0;
     bool comma = false;
     for (p++; *p && *p != '}'; p++) {
         if (*p == ',' && !comma) {
             comma = true;
-        } else if (isdigit((unsigned char)*p) && ++digits <= 6) {
+        } else if (isdigit((unsigned char)*p)) {
             size_t *v = comma ? &n : &m;
             *v = *v * 10 + (size_t)(*p - '0');
+            if (*v > 999999)
+                *v = 999999;
         } else {
             return 0;
         }

@@ -164,7 +164,9 @@ def recv_some(sock, timeout):
 
 
 def run_stream(args, out):
-    raw = socket.create_connection((args.host, args.port), timeout=5)
+    # generous: a sanitizer build on a loaded 2-core machine can take seconds to
+    # finish a handshake; the answer itself is still bounded by --wait
+    raw = socket.create_connection((args.host, args.port), timeout=15)
     raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock = raw
     lport = raw.getsockname()[1]
