@@ -38,6 +38,8 @@ Usage: bench/sip_rate.sh [options]
                        (stunnel listens for sipp on the TLS port + 2)
   --admin-port N       confnode admin HTTP port (default 8089)
   --media-ports LO-HI  confnode media port range (default 40000-49999)
+  --rooms N            spread calls over N rooms meet1..meetN (default 64); 1 = sipp's
+                       built-in uac with -s meet, every call to one room
   --tls-ciphersuites L the TLS 1.3 suites stunnel offers, the same for both responders
                        (default TLS_AES_128_GCM_SHA256; "default": OpenSSL's list)
   --cert F --key F --ca F --tls-name NAME
@@ -72,6 +74,7 @@ node_port=5080
 node_tls_port=5081
 admin_port=8089
 media_ports=40000-49999
+rooms=64
 cert=""
 key=""
 ca=""
@@ -113,6 +116,7 @@ while (($# > 0)); do
     --node-tls-port) node_tls_port=$val ;;
     --admin-port) admin_port=$val ;;
     --media-ports) media_ports=$val ;;
+    --rooms) rooms=$val ;;
     --cert) cert=$val ;;
     --key) key=$val ;;
     --ca) ca=$val ;;
@@ -123,7 +127,7 @@ while (($# > 0)); do
     esac
 done
 
-for v in rate_start rate_max step_seconds refine settle quiet_wait quiet_pct workers kam_port kam_tls_port \
+for v in rate_start rate_max step_seconds refine settle quiet_wait quiet_pct workers rooms kam_port kam_tls_port \
     node_port node_tls_port admin_port; do
     is_uint "${!v}" || bench_die "$v must be a non-negative integer, got '${!v}'"
 done
@@ -133,6 +137,7 @@ done
 ((settle <= 60)) || bench_die "--settle must be 0..60"
 ((quiet_wait <= 600)) || bench_die "--quiet-wait must be 0..600"
 ((workers >= 1 && workers <= 64)) || bench_die "--workers must be 1..64"
+((rooms >= 1 && rooms <= 10000)) || bench_die "--rooms must be 1..10000"
 [[ $pin == split || $pin == none ]] || bench_die "--pin must be split or none"
 [[ $nice_val =~ ^-?[0-9]+$ ]] || bench_die "--nice must be -20..19"
 ((nice_val >= -20 && nice_val <= 19)) || bench_die "--nice must be -20..19"
@@ -159,6 +164,7 @@ bench_need sipp:sip-tester kamailio:kamailio stunnel4:stunnel4 openssl:openssl \
 clk_tck=$(getconf CLK_TCK)
 exit_status=0
 node_missing=0
+node_version="absent"
 
 bench_make_tmp sip_rate
 trap bench_cleanup EXIT
@@ -210,6 +216,23 @@ results_dir=$(realpath -m "$results_dir")
 cd "$tmp"
 # one socket per call (tls-per-call) needs file descriptors
 ulimit -n 65536 2>/dev/null || true
+
+# --- the call -----------------------------------------------------------------------------
+# A conference holds a bounded number of participants, so with every call to one room
+# the room's size, not SIP work, would cap the rate. With --rooms N > 1 the scenario is
+# sipp's own built-in uac with the request user taken, call by call, from a list of N
+# rooms (and the node gets those N rooms); Kamailio answers any user alike.
+scenario=(-sn uac -s meet)
+if ((rooms > 1)); then
+    { sipp -sd uac 2>/dev/null || true; } | sed 's/\[service\]/[field0]/g' >"$tmp/uac-rooms.xml"
+    grep -q '\[field0\]' "$tmp/uac-rooms.xml" ||
+        bench_die "could not derive a scenario from 'sipp -sd uac'"
+    {
+        echo SEQUENTIAL
+        for ((i = 1; i <= rooms; i++)); do echo "meet$i"; done
+    } >"$tmp/rooms.csv"
+    scenario=(-sf "$tmp/uac-rooms.xml" -inf "$tmp/rooms.csv")
+fi
 
 # --- results bookkeeping -----------------------------------------------------------------
 steps_file=$tmp/steps.txt    # one line per rate step
@@ -300,7 +323,7 @@ run_step() {
     local TIMEFORMAT='%U %S'
     {
         time "${pin_load[@]}" timeout -k 5 "$((budget + 10))" \
-            sipp -sn uac -s meet "$host:$port" -t "$tflag" -r "$rate" -m "$calls" \
+            sipp "${scenario[@]}" "$host:$port" -t "$tflag" -r "$rate" -m "$calls" \
             -l "$limit" -d 0 -nostdin -timeout "${budget}s" -timeout_error \
             -recv_timeout 5000 -trace_stat -stf "$stf" -fd 60 \
             -trace_err -error_file "$err" "${extra[@]}" >"$out" 2>&1 || rc=$?
@@ -549,7 +572,7 @@ measure_kamailio() {
 }
 
 measure_confnode() {
-    local conf=$tmp/confnode.conf node_pin=""
+    local conf=$tmp/confnode.conf node_pin="" i sep
     # with --pin split the node must stay inside its taskset mask, as Kamailio does
     [[ $pin == split ]] && node_pin=" pin_workers = false;"
     if [[ ! -x $node_bin ]]; then
@@ -559,6 +582,10 @@ measure_confnode() {
     fi
     ports_free "confnode:$node_port" "confnode:$node_tls_port" "confnode:$admin_port" ||
         { exit_status=1; return 0; }
+    # identify the binary as it is when it starts (it may be rebuilt during the run)
+    node_version="$node_bin (built $(date -u -r "$node_bin" +%Y-%m-%dT%H:%M:%SZ),"
+    node_version+=" sha256 $(sha256sum "$node_bin" | cut -c1-16)), work tree"
+    node_version+=" $(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)"
     cat >"$conf" <<EOF
 node: { name = "bench"; workers = $workers; log_level = "warn";$node_pin };
 sip: { listen = "127.0.0.1"; udp_port = $node_port; tcp_port = $node_port;
@@ -566,8 +593,20 @@ sip: { listen = "127.0.0.1"; udp_port = $node_port; tcp_port = $node_port;
 tls: { certificate = "$cert"; key = "$key"; ca = "$ca"; verify_client = "none"; };
 media: { address = "127.0.0.1"; port_min = $media_min; port_max = $media_max; };
 admin: { listen = "127.0.0.1"; port = $admin_port; };
-vmrs = ( { alias = "meet@example.test"; name = "Bench room"; } );
 EOF
+    if ((rooms > 1)); then
+        {
+            echo "vmrs = ("
+            for ((i = 1; i <= rooms; i++)); do
+                sep=","
+                ((i == rooms)) && sep=""
+                echo "  { alias = \"meet$i@example.test\"; name = \"Bench room $i\"; }$sep"
+            done
+            echo ");"
+        } >>"$conf"
+    else
+        echo 'vmrs = ( { alias = "meet@example.test"; name = "Bench room"; } );' >>"$conf"
+    fi
     bench_spawn "$tmp/confnode.log" "${pin_resp[@]}" "$node_bin" run -c "$conf"
     resp_pid=$BENCH_LAST_PID
     if ! bench_wait_listen "$resp_pid" udp "$node_port" 15 ||
@@ -608,11 +647,6 @@ loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)
 kam_version=$({ kamailio -v 2>/dev/null || true; } | sed -n 's/^version: *//p' | head -n 1)
 sipp_version=$({ sipp -v 2>/dev/null || true; } | tr -d '\r' | sed -n 's/^ *\(SIPp v[^ ]*\).*/\1/p' | head -n 1)
 stunnel_version=$({ stunnel4 -version 2>&1 || true; } | sed -n 's/^\(stunnel [0-9.]*\).*/\1/p' | head -n 1)
-node_version="absent"
-if [[ -x $node_bin ]]; then
-    node_version="$node_bin (built $(date -u -r "$node_bin" +%Y-%m-%dT%H:%M:%SZ)), work tree"
-    node_version+=" $(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)"
-fi
 
 report() {
     echo "# sip_rate: SIP calls per second with 0 failures, and responder CPU per call"
@@ -633,6 +667,11 @@ report() {
         "each step waits up to $quiet_wait s for other jobs to use < $quiet_pct% of a core"
     echo "call: sipp built-in uac (INVITE, 100, 200+SDP, ACK, BYE, 200), -d 0;" \
         "tls = one persistent TLS connection via stunnel, tls-per-call = one per call"
+    if ((rooms > 1)); then
+        echo "rooms: calls spread in turn over $rooms rooms, meet1..meet$rooms"
+    else
+        echo "rooms: every call to meet (sipp -s meet)"
+    fi
     echo
     printf '%-13s %-9s %10s %13s %13s %13s %13s\n' transport responder "max cps" \
         "CPU-s/call" "calls/CPU-s" "stunnel s/c" "sipp s/c"
