@@ -198,6 +198,8 @@ static size_t interval(const char *p, const char **end)
     size_t m = 0, n = 0;
     bool comma = false;
     for (p++; *p && *p != '}'; p++) {
+        if (*p == '\\') /* glibc reads "{0\,9}" as "{0,9}" */
+            continue;
         if (*p == ',' && !comma) {
             comma = true;
         } else if (isdigit((unsigned char)*p)) {
