@@ -10,10 +10,12 @@
  *         raw pairs=P cpu_s=C wall_s=W pairs_per_cpu_s=X
  *
  *   srtp_relay_bench gen --to IP:PORT --from-port P --key CRYPTO
- *                        --recv-port Q --recv-key CRYPTO --rate R --seconds S [options]
- *       Sends SRTP packets (protected with --key, an a=crypto value such as
- *       "1 AES_CM_128_HMAC_SHA1_80 inline:...") from 127.0.0.1:P to IP:PORT at R
- *       packets/s for S seconds, with sendmmsg; receives what the relay forwards on
+ *                        --recv-port Q --recv-key CRYPTO --rates R1,R2,... --seconds S
+ *                        [options]
+ *       For each rate in turn (one stream, one SRTP context per side for the whole run,
+ *       as in a real call): sends SRTP packets (protected with --key, an a=crypto value
+ *       such as "1 AES_CM_128_HMAC_SHA1_80 inline:...") from 127.0.0.1:P to IP:PORT at
+ *       R packets/s for S seconds, with sendmmsg; receives what the relay forwards on
  *       127.0.0.1:Q with recvmmsg and unprotects it with --recv-key (the relay's key
  *       towards that receiver), counting what authenticates. Options:
  *         --pt N              payload type of the stream (default 96); the payload starts
@@ -28,10 +30,12 @@
  *         --relay-pid PID     read PID's CPU time (/proc/PID/stat) at the start and the
  *                             end of the measured window
  *         --payload N         payload bytes (default 160)
+ *         --max-loss PCT      stop after the first step that lost more than PCT % or
+ *                             could not send 90% of its packets (default 100: never)
  *       A backlog (the generator was not scheduled) is caught up by at most 5 ms worth
  *       of packets; the rest is skipped, not sent in one burst. After the window it
- *       keeps receiving for 0.5 s, then prints
- *         gen sent=N received=M auth_fail=A replay=R other_fail=O elapsed_s=E
+ *       keeps receiving for 0.5 s, then prints one line per step
+ *         gen rate=R sent=N received=M auth_fail=A replay=R other_fail=O elapsed_s=E
  *             relay_cpu_s=C gen_cpu_s=G payload=P skipped=K
  *       (one line). Exit 0 when it ran (losses are for the caller to judge), 1 on a
  *       setup failure, 2 on a usage error. */
@@ -212,7 +216,8 @@ struct gen {
     struct sockaddr_in to, audio_to;
     unsigned from_port, recv_port, audio_from_port;
     const char *key, *recv_key, *audio_key;
-    unsigned rate, pt;
+    unsigned rates[16], nrates, pt;
+    double max_loss;
     double seconds, warmup;
     size_t payload;
     long relay_pid;
@@ -317,9 +322,8 @@ static int run_gen(const struct gen *g)
     clock_gettime(CLOCK_REALTIME, &seed);
     srandom((unsigned)(seed.tv_nsec ^ (seed.tv_sec << 10) ^ getpid()));
     uint32_t vssrc = (uint32_t)random(), assrc = (uint32_t)random() ^ 0x5a5a5a5au;
-    struct counts c = {0};
     uint32_t vseq = (uint32_t)random() & 0x7fff, aseq = (uint32_t)random() & 0x7fff;
-    uint64_t sent = 0, asent = 0;
+    uint64_t asent = 0;
     double t0 = mono_s();
     /* warm-up: audio + 50 video packets/s, not counted */
     while (mono_s() - t0 < g->warmup) {
@@ -341,70 +345,80 @@ static int run_gen(const struct gen *g)
             }
         }
     }
-    double relay0 = g->relay_pid > 0 ? proc_cpu_s(g->relay_pid) : -1;
-    double gen0 = cpu_s(CLOCK_PROCESS_CPUTIME_ID);
-    double w0 = mono_s();
-    uint64_t target_total = (uint64_t)((double)g->rate * g->seconds);
     uint64_t audio_base = asent;
-    /* A generator that was not scheduled for a while does not send its backlog in one
-       burst (which only measures the receivers' socket buffers): at most 5 ms worth
-       of packets are caught up, the rest are skipped and reported. */
-    uint64_t skipped = 0, burst_cap = g->rate / 200 + BATCH;
-    for (;;) {
-        double el = mono_s() - w0;
-        if (el >= g->seconds && sent + skipped >= target_total)
-            break;
-        if (el >= g->seconds + 2.0) /* could not keep up: stop anyway */
-            break;
-        uint64_t due = (uint64_t)(el * g->rate);
-        if (due > target_total)
-            due = target_total;
-        if (due > sent + skipped + burst_cap)
-            skipped = due - sent - burst_cap;
-        while (sent + skipped < due) {
-            unsigned want = due - sent - skipped > BATCH ? BATCH : (unsigned)(due - sent - skipped);
-            unsigned s = send_batch(vfd, &g->to, v_out, (uint8_t)g->pt, &vseq, vssrc,
-                                    g->payload, 3000, true, want);
-            sent += s;
-            if (s < want) {
-                /* send buffer full (loopback backlog): wait for room, briefly */
-                struct pollfd po = {.fd = vfd, .events = POLLOUT};
-                poll(&po, 1, 1);
+    double audio_t0 = mono_s();
+    for (unsigned step = 0; step < g->nrates; step++) {
+        unsigned rate = g->rates[step];
+        struct counts c = {0};
+        uint64_t sent = 0;
+        double relay0 = g->relay_pid > 0 ? proc_cpu_s(g->relay_pid) : -1;
+        double gen0 = cpu_s(CLOCK_PROCESS_CPUTIME_ID);
+        double w0 = mono_s();
+        uint64_t target_total = (uint64_t)((double)rate * g->seconds);
+        /* A generator that was not scheduled for a while does not send its backlog in
+           one burst (which only measures the receivers' socket buffers): at most 5 ms
+           worth of packets are caught up, the rest are skipped and reported. */
+        uint64_t skipped = 0, burst_cap = rate / 200 + BATCH;
+        /* the window, then 0.5 s more of receiving (audio keeps going throughout) */
+        double tail_end = 0;
+        for (;;) {
+            double now = mono_s(), el = now - w0;
+            bool sending = el < g->seconds + 2.0 && (el < g->seconds || sent + skipped < target_total);
+            if (!sending && tail_end == 0)
+                tail_end = now + 0.5;
+            if (!sending && now >= tail_end)
                 break;
+            uint64_t due = sending ? (uint64_t)(el * rate) : sent + skipped;
+            if (due > target_total)
+                due = target_total;
+            if (due > sent + skipped + burst_cap)
+                skipped = due - sent - burst_cap;
+            while (sent + skipped < due) {
+                uint64_t left = due - sent - skipped;
+                unsigned want = left > BATCH ? BATCH : (unsigned)left;
+                unsigned n = send_batch(vfd, &g->to, v_out, (uint8_t)g->pt, &vseq, vssrc,
+                                        g->payload, 3000, true, want);
+                sent += n;
+                if (n < want) {
+                    /* send buffer full (loopback backlog): wait for room, briefly */
+                    struct pollfd po = {.fd = vfd, .events = POLLOUT};
+                    poll(&po, 1, 1);
+                    break;
+                }
+                drain(rfd, r_in, &c);
+            }
+            if (g->audio) {
+                while (asent - audio_base < (uint64_t)((now - audio_t0) * 50) + 1) {
+                    send_batch(afd, &g->audio_to, a_out, 0, &aseq, assrc, 160, 160, false, 1);
+                    asent++;
+                }
             }
             drain(rfd, r_in, &c);
-        }
-        if (g->audio) {
-            while (asent - audio_base < (uint64_t)(el * 50) + 1) {
-                send_batch(afd, &g->audio_to, a_out, 0, &aseq, assrc, 160, 160, false, 1);
-                asent++;
+            for (unsigned i = 0; i < g->nsinks; i++) {
+                char buf[64];
+                for (int k = 0; k < 256 && recv(sfd[i], buf, sizeof buf, MSG_DONTWAIT) > 0; k++) {
+                }
             }
+            struct pollfd pf = {.fd = rfd, .events = POLLIN};
+            poll(&pf, 1, sending && sent + skipped < due ? 0 : 1);
         }
-        drain(rfd, r_in, &c);
-        for (unsigned i = 0; i < g->nsinks; i++) {
-            char b[64];
-            for (int k = 0; k < 256 && recv(sfd[i], b, sizeof b, MSG_DONTWAIT) > 0; k++) {
-            }
-        }
-        struct pollfd pf = {.fd = rfd, .events = POLLIN};
-        poll(&pf, 1, sent + skipped < due ? 0 : 1);
+        double elapsed = tail_end - 0.5 - w0;
+        double relay1 = g->relay_pid > 0 ? proc_cpu_s(g->relay_pid) : -1;
+        double gen1 = cpu_s(CLOCK_PROCESS_CPUTIME_ID);
+        printf("gen rate=%u sent=%llu received=%llu auth_fail=%llu replay=%llu other_fail=%llu "
+               "elapsed_s=%.3f relay_cpu_s=%.3f gen_cpu_s=%.3f payload=%zu skipped=%llu\n",
+               rate, (unsigned long long)sent, (unsigned long long)c.received,
+               (unsigned long long)c.auth_fail, (unsigned long long)c.replay,
+               (unsigned long long)c.other_fail, elapsed,
+               relay0 >= 0 && relay1 >= 0 ? relay1 - relay0 : -1.0, gen1 - gen0, g->payload,
+               (unsigned long long)skipped);
+        fflush(stdout);
+        double loss = sent > 0 ? 100.0 * (double)(sent - (c.received < sent ? c.received : sent)) /
+                                     (double)sent
+                               : 100.0;
+        if (loss > g->max_loss || (double)sent < 0.9 * (double)target_total)
+            break; /* the ramp ends at its first failing step */
     }
-    double elapsed = mono_s() - w0;
-    double tail_end = mono_s() + 0.5;
-    while (mono_s() < tail_end) {
-        struct pollfd pf = {.fd = rfd, .events = POLLIN};
-        poll(&pf, 1, 20);
-        drain(rfd, r_in, &c);
-    }
-    double relay1 = g->relay_pid > 0 ? proc_cpu_s(g->relay_pid) : -1;
-    double gen1 = cpu_s(CLOCK_PROCESS_CPUTIME_ID);
-    printf("gen sent=%llu received=%llu auth_fail=%llu replay=%llu other_fail=%llu "
-           "elapsed_s=%.3f relay_cpu_s=%.3f gen_cpu_s=%.3f payload=%zu skipped=%llu\n",
-           (unsigned long long)sent, (unsigned long long)c.received,
-           (unsigned long long)c.auth_fail, (unsigned long long)c.replay,
-           (unsigned long long)c.other_fail, elapsed,
-           relay0 >= 0 && relay1 >= 0 ? relay1 - relay0 : -1.0, gen1 - gen0, g->payload,
-           (unsigned long long)skipped);
     rc = 0;
 out:
     md_srtp_free(v_out);
@@ -427,11 +441,11 @@ static int usage(void)
     fprintf(stderr,
             "usage: srtp_relay_bench raw [--seconds S] [--payload N] [--out-suite NAME]\n"
             "       srtp_relay_bench gen --to IP:PORT --from-port P --key CRYPTO --recv-port Q\n"
-            "                            --recv-key CRYPTO --rate R --seconds S [--pt N]\n"
+            "                            --recv-key CRYPTO --rates R1,R2,... --seconds S [--pt N]\n"
             "                            [--audio-to IP:PORT --audio-from-port P --audio-key "
             "CRYPTO]\n"
             "                            [--warmup S] [--sink-port P]... [--relay-pid PID]\n"
-            "                            [--payload N]\n");
+            "                            [--payload N] [--max-loss PCT]\n");
     return 2;
 }
 
@@ -445,6 +459,24 @@ static int parse_num(const char *s, double lo, double hi, double *out)
     return 0;
 }
 
+/* "R1,R2,..." (packets/s, 1..10000000, at most 16) into g->rates. Returns 0 or -1. */
+static int parse_rates(const char *s, struct gen *g)
+{
+    char buf[256];
+    if (strlen(s) >= sizeof buf)
+        return -1;
+    strcpy(buf, s);
+    g->nrates = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+        double v;
+        if (g->nrates == 16 || parse_num(t, 1, 10000000, &v) != 0)
+            return -1;
+        g->rates[g->nrates++] = (unsigned)v;
+    }
+    return g->nrates > 0 ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -452,7 +484,7 @@ int main(int argc, char **argv)
     bool raw = strcmp(argv[1], "raw") == 0;
     if (!raw && strcmp(argv[1], "gen") != 0)
         return usage();
-    struct gen g = {.pt = 96, .payload = 160, .seconds = 3};
+    struct gen g = {.pt = 96, .payload = 160, .seconds = 3, .max_loss = 100};
     md_srtp_suite_t out_suite = MD_SUITE_AES_CM_128_HMAC_SHA1_80;
     double v;
     for (int i = 2; i < argc; i++) {
@@ -466,8 +498,11 @@ int main(int argc, char **argv)
             g.payload = (size_t)v;
         } else if (strcmp(a, "--warmup") == 0 && parse_num(val, 0, 60, &v) == 0) {
             g.warmup = v;
-        } else if (strcmp(a, "--rate") == 0 && parse_num(val, 1, 10000000, &v) == 0) {
-            g.rate = (unsigned)v;
+        } else if (strcmp(a, "--rate") == 0 || strcmp(a, "--rates") == 0) {
+            if (parse_rates(val, &g) != 0)
+                return usage();
+        } else if (strcmp(a, "--max-loss") == 0 && parse_num(val, 0, 100, &v) == 0) {
+            g.max_loss = v;
         } else if (strcmp(a, "--pt") == 0 && parse_num(val, 0, 127, &v) == 0) {
             g.pt = (unsigned)v;
         } else if (strcmp(a, "--from-port") == 0 && parse_num(val, 1, 65535, &v) == 0) {
@@ -503,7 +538,7 @@ int main(int argc, char **argv)
     if (raw)
         return run_raw(g.seconds, g.payload, out_suite);
     if (g.to.sin_port == 0 || g.from_port == 0 || g.recv_port == 0 || g.key == NULL ||
-        g.recv_key == NULL || g.rate == 0 ||
+        g.recv_key == NULL || g.nrates == 0 ||
         (g.audio && (g.audio_from_port == 0 || g.audio_key == NULL)))
         return usage();
     return run_gen(&g);
