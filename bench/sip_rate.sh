@@ -695,8 +695,9 @@ report() {
             }' "$summary_file"
     done
     echo
-    echo "steps (CPU-s over the step and its settle time; resp%/load% = CPU use during the"
-    echo "sipp run in % of one core, load = sipp + stunnel; other% = the rest of the machine"
+    echo "steps (CPU-s over the step and its settle time; resp%/load% = that CPU over the"
+    echo "sipp run's duration, in % of one core, so deferred work can push resp% past 100;"
+    echo "load = sipp + stunnel; other% = the rest of the machine"
     echo "over step and settle time, in % of one core; retr = sipp retransmissions;"
     echo "late = messages sipp got for calls already over, mostly the responder resending a"
     echo "2xx whose ACK was late):"
