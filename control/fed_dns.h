@@ -296,6 +296,7 @@ struct fed_location {
     fed_locate_status_t status;
     fed_dns_status_t dns_status; /* the first DNS error met, FED_DNS_OK if none */
     char srv_name[FED_NAME_BUF]; /* the SRV name whose records were used, or "" */
+    uint32_t srv_ttl;            /* seconds those records may still be kept (0 when none) */
     size_t n_srv;                /* those records, as received */
     struct fed_dns_srv srv[FED_LOCATE_MAX_SRV];
     size_t n_refused; /* SRV targets refused by strict naming */

@@ -358,6 +358,9 @@ static void on_loc_srv(void *arg, const struct fed_dns_answer *ans, bool cached)
     }
 
     snprintf(l->loc.srv_name, sizeof l->loc.srv_name, "%s", ans->name);
+    uint64_t now = fdns_now_ms(l->dns);
+    uint64_t left = ans->expires_ms > now ? (ans->expires_ms - now) / 1000u : 0;
+    l->loc.srv_ttl = left < ans->ttl ? (uint32_t)left : ans->ttl;
     l->loc.n_srv = 0;
     for (size_t i = 0; i < ans->n && l->loc.n_srv < FED_LOCATE_MAX_SRV; i++)
         l->loc.srv[l->loc.n_srv++] = ans->srv[i];

@@ -612,8 +612,14 @@ void fed_wire_located(struct ctl_worker *cw, const struct ctl_msg_locate *a)
         }
         memset(e, 0, sizeof *e);
         snprintf(e->domain, sizeof e->domain, "%s", a->domain);
+        /* kept as long as the SRV answer it rests on (capped by inbound_cache_s); a
+         * refusal for at most 30 s, so a fixed DNS record is seen again soon */
         uint32_t ttl = cw->sh->fed->conf.inbound_cache_s;
-        e->expires = cw->now + (uint64_t)(a->status ? (ttl < 30 ? ttl : 30) : ttl) * 1000u;
+        if (a->status)
+            ttl = ttl < 30 ? ttl : 30;
+        else if (a->ttl_s < ttl)
+            ttl = a->ttl_s;
+        e->expires = cw->now + (uint64_t)ttl * 1000u;
         e->status = a->status;
         e->diag_code = a->diag_code;
         snprintf(e->diag, sizeof e->diag, "%s", a->diag);
@@ -751,6 +757,7 @@ static void on_located(void *arg, const struct fed_location *loc)
                  fed_strict_str(loc->refused[i].why));
     bool found = false;
     if (q->inbound) {
+        q->ttl_s = loc->srv_ttl;
         for (size_t i = 0; i < loc->n_srv; i++)
             if (loc->srv[i].target[0] &&
                 fed_strict_ok(fed_name_strict(loc->domain, FED_NAME_NUL, loc->srv[i].target,

@@ -35,7 +35,8 @@
  * fed_wire_conf.inbound_check is set: _sipfederationtls._tcp.D is located (the
  * same LOCATE round trip, strict naming on) and the peer certificate
  * (ctl_io.peer_cert) must carry the SRV target. Results are cached per domain on the
- * worker for the answer's lifetime (fed_wire_conf.inbound_cache_s). Refusals: 504
+ * worker for the SRV answer's remaining DNS TTL, at most fed_wire_conf.inbound_cache_s
+ * (a refusal at most 30 s). Refusals: 504
  * with ms-diagnostics 1009 (no usable SRV target) or 1010 (ErrorType, tls-target,
  * PeerServer), recorded in the history.
  *
@@ -66,7 +67,7 @@ struct fed_wire_conf {
     const struct fed_router *router; /* NULL: no federation routing */
     struct fed_history *history;     /* NULL: nothing recorded */
     bool inbound_check;              /* check federated TLS peers (flow 1) */
-    uint32_t inbound_cache_s;        /* 0: FED_WIRE_INBOUND_CACHE_S */
+    uint32_t inbound_cache_s;        /* cap on the DNS TTL; 0: FED_WIRE_INBOUND_CACHE_S */
     const char *diag_source;         /* source="..." in our ms-diagnostics; NULL: none */
     /* IP literals of peers exempt from the inbound check (the cluster's own nodes,
      * which relay a caller's From); copied, at most FED_WIRE_MAX_TRUSTED. */

@@ -959,6 +959,13 @@ static void federation_locate_lists_addresses_of_targets_in_srv_order(void **sta
     assert_string_equal(loc.dests[3].host, "backup.good.test");
     assert_int_equal(loc.dests[0].port, 5061);
     assert_int_equal(loc.dests[0].transport, FED_TP_TLS);
+    assert_int_equal(loc.srv_ttl, 300); /* the SRV records' TTL, just fetched */
+
+    /* from the cache, the SRV answer's lifetime is what is left of its TTL */
+    g_now += 100 * 1000;
+    locate_sync(dns, "good.test", &o, &loc);
+    assert_int_equal(loc.status, FED_LOC_OK);
+    assert_int_equal(loc.srv_ttl, 200);
 
     o.srv_mode = FED_SRV_MICROSOFT;
     locate_sync(dns, "good.test", &o, &loc);
