@@ -19,7 +19,7 @@ CONFNODE_PACKAGES=(
     build-essential cmake pkg-config clang libclang-rt-14-dev
     # libraries the node links
     libssl-dev libsofia-sip-ua-dev libsrtp2-dev libhiredis-dev libconfig-dev
-    libmicrohttpd-dev libjson-c-dev libc-ares-dev libopus-dev
+    libmicrohttpd-dev libjson-c-dev libc-ares-dev libopus-dev libcurl4-openssl-dev
     # unit tests
     libcmocka-dev
     # integration tests: real peers and tools

@@ -1,27 +1,20 @@
 /* `confnode drain` (see drain.h): POST /drain to the admin API, then print what the
  * node answered; with --wait, poll GET /status until the node has left the cluster
- * registry. No HTTP library: the admin API is on loopback, answers one small
- * document per request and closes. */
+ * registry. HTTP through admin_client.h. */
 #include "drain.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <json-c/json.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
+#include "admin_client.h"
 #include "cn_time.h"
 #include "config.h"
 
 #define DRAIN_CMD "confnode drain"
-#define DRAIN_MAX_ANSWER (1u << 20) /* /status of 128 workers fits well within */
 
 __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errsz, const char *fmt, ...)
 {
@@ -32,152 +25,6 @@ __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errsz, c
         va_end(ap);
     }
     return -1;
-}
-
-/* ---- HTTP --------------------------------------------------------------------------- */
-
-static int left_ms(uint64_t deadline)
-{
-    uint64_t now = cn_now_ms();
-    return now >= deadline ? 0 : (int)(deadline - now);
-}
-
-/* Waits for events on fd until the deadline: 1 ready, 0 timed out, -1 error. */
-static int wait_fd(int fd, short events, uint64_t deadline)
-{
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = events};
-        int n = poll(&p, 1, left_ms(deadline));
-        if (n < 0 && errno == EINTR)
-            continue;
-        return n < 0 ? -1 : n > 0;
-    }
-}
-
-static int connect_to(const char *host, uint16_t port, uint64_t deadline, char *err, size_t errsz)
-{
-    struct sockaddr_storage ss = {0};
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-    socklen_t sl;
-    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons(port);
-        sl = sizeof *v4;
-    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(port);
-        sl = sizeof *v6;
-    } else {
-        return fail(err, errsz, "'%s' is not an IP address", host);
-    }
-    const char *l = ss.ss_family == AF_INET6 ? "[" : "", *r = ss.ss_family == AF_INET6 ? "]" : "";
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return fail(err, errsz, "socket: %s", strerror(errno));
-    int e = 0;
-    if (connect(fd, (struct sockaddr *)&ss, sl) != 0) {
-        e = errno;
-        if (e == EINPROGRESS) {
-            int w = wait_fd(fd, POLLOUT, deadline);
-            socklen_t el = sizeof e;
-            if (w == 0)
-                e = ETIMEDOUT;
-            else if (w < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0)
-                e = errno;
-        }
-    }
-    if (e != 0) {
-        close(fd);
-        return fail(err, errsz, "connect %s%s%s:%u: %s", l, host, r, port, strerror(e));
-    }
-    return fd;
-}
-
-/* Sends `method path` (no body) and reads the whole answer. On success *status is
- * the HTTP status and *body the malloc'd NUL-terminated body (chunked encoding is not
- * expected: the admin API answers with a Content-Length). Returns 0 or -1 + err. */
-static int http_request(const char *host, uint16_t port, const char *method, const char *path,
-                        int timeout_ms, int *status, char **body, char *err, size_t errsz)
-{
-    uint64_t deadline = cn_now_ms() + (uint64_t)timeout_ms;
-    char req[512], *buf = NULL;
-    size_t used = 0, cap = 8192;
-    int rc = -1;
-    *body = NULL;
-    int fd = connect_to(host, port, deadline, err, errsz);
-    if (fd < 0)
-        return -1;
-    int n = snprintf(req, sizeof req,
-                     "%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: confnode-drain\r\n"
-                     "Content-Length: 0\r\nConnection: close\r\n\r\n",
-                     method, path, host);
-    if (n < 0 || (size_t)n >= sizeof req) {
-        fail(err, errsz, "request too long");
-        goto out;
-    }
-    for (size_t sent = 0; sent < (size_t)n;) {
-        ssize_t w = send(fd, req + sent, (size_t)n - sent, MSG_NOSIGNAL);
-        if (w > 0) {
-            sent += (size_t)w;
-        } else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
-            if (wait_fd(fd, POLLOUT, deadline) <= 0) {
-                fail(err, errsz, "timed out sending the request");
-                goto out;
-            }
-        } else {
-            fail(err, errsz, "send: %s", strerror(errno));
-            goto out;
-        }
-    }
-    if (!(buf = malloc(cap))) {
-        fail(err, errsz, "out of memory");
-        goto out;
-    }
-    for (;;) {
-        if (used + 1 >= cap) {
-            char *bigger = cap < DRAIN_MAX_ANSWER ? realloc(buf, cap * 2) : NULL;
-            if (!bigger) {
-                fail(err, errsz, "answer larger than %u bytes", DRAIN_MAX_ANSWER);
-                goto out;
-            }
-            buf = bigger;
-            cap *= 2;
-        }
-        ssize_t got = recv(fd, buf + used, cap - used - 1, 0);
-        if (got > 0) {
-            used += (size_t)got;
-        } else if (got == 0) {
-            break;
-        } else if (errno == EAGAIN || errno == EINTR) {
-            int w = wait_fd(fd, POLLIN, deadline);
-            if (w <= 0) {
-                fail(err, errsz, w == 0 ? "timed out waiting for the answer" : "poll failed");
-                goto out;
-            }
-        } else {
-            fail(err, errsz, "recv: %s", strerror(errno));
-            goto out;
-        }
-    }
-    buf[used] = '\0';
-    int major, minor, code, off = 0;
-    char *head_end = strstr(buf, "\r\n\r\n");
-    if (sscanf(buf, "HTTP/%d.%d %3d%n", &major, &minor, &code, &off) != 3 || off == 0 ||
-        !head_end) {
-        fail(err, errsz, "not an HTTP answer");
-        goto out;
-    }
-    size_t start = (size_t)(head_end - buf) + 4;
-    memmove(buf, buf + start, used - start + 1);
-    *status = code;
-    *body = buf;
-    buf = NULL;
-    rc = 0;
-out:
-    free(buf);
-    close(fd);
-    return rc;
 }
 
 /* ---- answers ------------------------------------------------------------------------ */
@@ -335,7 +182,7 @@ static int wait_left(const char *host, uint16_t port, int wait_ms, int timeout_m
         int status = 0;
         char *body = NULL;
         bool left = false;
-        if (http_request(host, port, "GET", "/status", timeout_ms, &status, &body, err,
+        if (cn_http_request(host, port, "GET", "/status", timeout_ms, &status, &body, NULL, err,
                          sizeof err) == 0 &&
             status == 200 && status_left(body, &left, node, sizeof node) == 0 && left) {
             free(body);
@@ -402,7 +249,7 @@ int cn_drain_run(int argc, char **argv, FILE *out, FILE *errf)
     int status = 0, rc = 1;
     char *body = NULL;
     struct cn_drain_answer ans;
-    if (http_request(host, port, "POST", "/drain", timeout_ms, &status, &body, err, sizeof err) !=
+    if (cn_http_request(host, port, "POST", "/drain", timeout_ms, &status, &body, NULL, err, sizeof err) !=
         0) {
         fprintf(errf, DRAIN_CMD ": admin API %s: %s\n", where, err);
         goto out;

@@ -1,31 +1,21 @@
-/* `confnode history` (see history.h): a plain HTTP/1.0 GET of /history from the admin
- * API, then the document printed for a person or as JSON. No HTTP library: the admin
- * API is on loopback, answers one small document and closes. */
+/* `confnode history` (see history.h): a GET of /history from the admin API
+ * (admin_client.h), then the document printed for a person or as JSON. */
 #include "history.h"
 
-#include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <json-c/json.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
+#include "admin_client.h"
 #include "cn_time.h"
 #include "config.h"
 #include "fed_route.h"
 
 #define HIST_CMD "confnode history"
-
-/* ---- HTTP ------------------------------------------------------------------------------ */
 
 __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errsz, const char *fmt, ...)
 {
@@ -36,221 +26,6 @@ __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errsz, c
         va_end(ap);
     }
     return -1;
-}
-
-static int remaining_ms(uint64_t deadline)
-{
-    uint64_t now = cn_now_ms();
-    return now >= deadline ? 0 : (int)(deadline - now > 600000 ? 600000 : deadline - now);
-}
-
-/* Waits until fd is ready for `events` or the deadline passes: 1, 0 (timed out), -1. */
-static int wait_fd(int fd, short events, uint64_t deadline)
-{
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = events};
-        int n = poll(&p, 1, remaining_ms(deadline));
-        if (n < 0 && errno == EINTR)
-            continue;
-        return n < 0 ? -1 : n > 0 ? 1 : 0;
-    }
-}
-
-/* A non-blocking socket connected to host:port, or -1 with err set. */
-static int http_connect(const char *host, uint16_t port, uint64_t deadline, char *err, size_t errsz)
-{
-    struct sockaddr_storage ss = {0};
-    socklen_t sl;
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons(port);
-        sl = sizeof *v4;
-    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(port);
-        sl = sizeof *v6;
-    } else {
-        return fail(err, errsz, "'%s' is not an IP address", host);
-    }
-    bool six = ss.ss_family == AF_INET6;
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return fail(err, errsz, "socket: %s", strerror(errno));
-    int e = 0;
-    if (connect(fd, (struct sockaddr *)&ss, sl) != 0) {
-        e = errno;
-        if (e == EINPROGRESS) {
-            int w = wait_fd(fd, POLLOUT, deadline);
-            socklen_t el = sizeof e;
-            if (w == 0)
-                e = ETIMEDOUT;
-            else if (w < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0)
-                e = errno;
-        }
-    }
-    if (e != 0) {
-        close(fd);
-        return fail(err, errsz, "connect %s%s%s:%u: %s", six ? "[" : "", host, six ? "]" : "", port,
-                    strerror(e));
-    }
-    return fd;
-}
-
-/* Decodes a chunked body in place; returns its new length, or -1 when malformed. */
-static long dechunk(char *b, size_t len)
-{
-    size_t in = 0, out = 0;
-    for (;;) {
-        char *end;
-        if (in >= len || !isxdigit((unsigned char)b[in]))
-            return -1;
-        errno = 0;
-        unsigned long n = strtoul(b + in, &end, 16);
-        char *crlf = memchr(end, '\n', len - (size_t)(end - b));
-        if (errno || !crlf)
-            return -1;
-        in = (size_t)(crlf - b) + 1;
-        if (n == 0)
-            return (long)out;
-        if (n > len - in)
-            return -1;
-        memmove(b + out, b + in, n);
-        out += n;
-        in += n;
-        if (in < len && b[in] == '\r')
-            in++;
-        if (in < len && b[in] == '\n')
-            in++;
-    }
-}
-
-/* Splits a whole answer buf[0..len-1] into status and body (moved to the front). */
-static int http_parse(char *buf, size_t len, int *status, size_t *body_len, char *err, size_t errsz)
-{
-    int major, minor, code, used = 0;
-    if (sscanf(buf, "HTTP/%d.%d %3d%n", &major, &minor, &code, &used) != 3 || used == 0)
-        return fail(err, errsz, "not an HTTP answer");
-    char *head_end = strstr(buf, "\r\n\r\n");
-    size_t skip = 4;
-    if (!head_end) {
-        head_end = strstr(buf, "\n\n");
-        skip = 2;
-    }
-    if (!head_end)
-        return fail(err, errsz, "the answer's header never ends");
-    *head_end = '\0';
-    bool chunked = false;
-    for (char *line = strchr(buf, '\n'); line; line = strchr(line + 1, '\n')) {
-        if (strncasecmp(line + 1, "transfer-encoding:", 18) == 0 &&
-            strcasestr(line + 19, "chunked"))
-            chunked = true;
-    }
-    size_t start = (size_t)(head_end - buf) + skip;
-    size_t n = len - start;
-    memmove(buf, buf + start, n);
-    if (chunked) {
-        long d = dechunk(buf, n);
-        if (d < 0)
-            return fail(err, errsz, "malformed chunked body");
-        n = (size_t)d;
-    }
-    buf[n] = '\0';
-    *status = code;
-    *body_len = n;
-    return 0;
-}
-
-int cn_http_get(const char *host, uint16_t port, const char *path, int timeout_ms, int *status,
-                char **body, size_t *len, char *err, size_t errsz)
-{
-    int rc = -1, fd = -1;
-    char *buf = NULL;
-    size_t used = 0, cap = 16384;
-    uint64_t deadline = cn_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 5000);
-    if (body)
-        *body = NULL;
-    if (!host || !path || !status || !body || !len) {
-        fail(err, errsz, "bad arguments");
-        goto out;
-    }
-    fd = http_connect(host, port, deadline, err, errsz);
-    if (fd < 0)
-        goto out;
-    char req[1024];
-    int n = snprintf(req, sizeof req,
-                     "GET %s HTTP/1.0\r\nHost: %s\r\nAccept: application/json\r\n"
-                     "User-Agent: confnode-history\r\nConnection: close\r\n\r\n",
-                     path, host);
-    if (n < 0 || (size_t)n >= sizeof req) {
-        fail(err, errsz, "request too long");
-        goto out;
-    }
-    for (size_t sent = 0; sent < (size_t)n;) {
-        ssize_t w = send(fd, req + sent, (size_t)n - sent, MSG_NOSIGNAL);
-        if (w > 0) {
-            sent += (size_t)w;
-        } else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
-            if (wait_fd(fd, POLLOUT, deadline) <= 0) {
-                fail(err, errsz, "timed out sending the request");
-                goto out;
-            }
-        } else {
-            fail(err, errsz, "send: %s", strerror(errno));
-            goto out;
-        }
-    }
-    buf = malloc(cap);
-    if (!buf) {
-        fail(err, errsz, "out of memory");
-        goto out;
-    }
-    for (;;) {
-        if (used + 1 >= cap) {
-            if (cap >= CN_HTTP_MAX_BODY) {
-                fail(err, errsz, "answer larger than %u bytes", CN_HTTP_MAX_BODY);
-                goto out;
-            }
-            char *bigger = realloc(buf, cap * 2);
-            if (!bigger) {
-                fail(err, errsz, "out of memory");
-                goto out;
-            }
-            buf = bigger;
-            cap *= 2;
-        }
-        ssize_t r = recv(fd, buf + used, cap - used - 1, 0);
-        if (r > 0) {
-            used += (size_t)r;
-        } else if (r == 0) {
-            break;
-        } else if (errno == EAGAIN || errno == EINTR) {
-            int w = wait_fd(fd, POLLIN, deadline);
-            if (w == 0) {
-                fail(err, errsz, "timed out waiting for the answer");
-                goto out;
-            }
-            if (w < 0) {
-                fail(err, errsz, "poll: %s", strerror(errno));
-                goto out;
-            }
-        } else {
-            fail(err, errsz, "recv: %s", strerror(errno));
-            goto out;
-        }
-    }
-    buf[used] = '\0';
-    if (http_parse(buf, used, status, len, err, errsz) != 0)
-        goto out;
-    *body = buf;
-    buf = NULL;
-    rc = 0;
-out:
-    free(buf);
-    if (fd >= 0)
-        close(fd);
-    return rc;
 }
 
 /* ---- printing ------------------------------------------------------------------------- */
@@ -627,7 +402,7 @@ int cn_history_run(int argc, char **argv, FILE *out, FILE *errf)
     size_t len = 0;
     int rc = 1;
     bool six = strchr(o.host, ':') != NULL;
-    if (cn_http_get(o.host, o.port, path, o.timeout_ms, &status, &body, &len, err, sizeof err) !=
+    if (cn_http_request(o.host, o.port, "GET", path, o.timeout_ms, &status, &body, &len, err, sizeof err) !=
         0) {
         fprintf(errf, HIST_CMD ": %s (is the node running with its admin API there?)\n", err);
         goto out;

@@ -2,7 +2,7 @@
  *
  *   confnode history [-c FILE | --admin HOST:PORT] [--json] [--last N] [--timeout SECONDS]
  *
- * Sends `GET /history?last=N` over plain HTTP/1.0 to the admin API (from -c FILE:
+ * Sends `GET /history?last=N` to the admin API (from -c FILE:
  * admin.listen and admin.port, a wildcard listen address meaning loopback; from
  * --admin an IP literal or "localhost" with a port; default 127.0.0.1:8088) and
  * prints the newest N records (default 20; 0: all), newest first: one block per
@@ -20,15 +20,6 @@
 #include <stdio.h>
 
 #define CN_HISTORY_DEFAULT_LAST 20
-#define CN_HTTP_MAX_BODY (64u << 20) /* a larger answer is refused */
-
-/* GETs `path` from host:port (an IPv4 or IPv6 literal) with HTTP/1.0 within
- * timeout_ms (connect, send and the whole answer). On success *status is the HTTP
- * status, *body the malloc'd, NUL-terminated body (free() it) and *len its length
- * (chunked answers are decoded). Returns 0, or -1 with the reason in err[errsz]
- * ("connect 127.0.0.1:8088: Connection refused", "timed out", ...). */
-int cn_http_get(const char *host, uint16_t port, const char *path, int timeout_ms, int *status,
-                char **body, size_t *len, char *err, size_t errsz);
 
 /* Prints the /history document `json` to f, human-readable, at most `last` records
  * (0: all). Returns the number printed, or -1 with the reason in err[errsz] when

@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "fed_history.h"
+#include "admin_client.h"
 #include "history.h"
 
 /* ---- helpers ----------------------------------------------------------------------- */
@@ -630,7 +631,7 @@ static void history_command_prints_records_from_the_admin_api(void **state)
     stub_stop(&s);
     if (r->rc != 0)
         fail_msg("rc %d: %s", r->rc, r->err);
-    assert_string_equal(s.request, "GET /history?last=20 HTTP/1.0");
+    assert_string_equal(s.request, "GET /history?last=20 HTTP/1.1");
     static const char *const want[] = {
         "2001-09-09T01:46:45.000Z  INVITE  sip:alice@partner.example -> sip:meet@example.com",
         "call-id   routed-call",
@@ -666,7 +667,7 @@ static void history_command_json_is_trimmed_to_last(void **state)
     run(r, 5, argv);
     stub_stop(&s);
     assert_int_equal(r->rc, 0);
-    assert_string_equal(s.request, "GET /history?last=1 HTTP/1.0");
+    assert_string_equal(s.request, "GET /history?last=1 HTTP/1.1");
     json_object *doc = json_tokener_parse(r->out);
     assert_non_null(doc);
     assert_int_equal(json_object_array_length(get(doc, "entries")), 1);
@@ -696,7 +697,7 @@ static void history_command_reads_the_admin_address_from_the_config(void **state
     stub_stop(&s);
     if (r->rc != 0)
         fail_msg("rc %d: %s", r->rc, r->err);
-    assert_string_equal(s.request, "GET /history?last=0 HTTP/1.0");
+    assert_string_equal(s.request, "GET /history?last=0 HTTP/1.1");
     assert_non_null(strstr(r->out, "refused-call"));
 
     FILE *f = fopen(path, "w");
@@ -765,7 +766,7 @@ static void history_command_decodes_a_chunked_answer(void **state)
     char *body = NULL, err[256];
     size_t blen = 0;
     assert_int_equal(
-        cn_http_get("127.0.0.1", s.port, "/history", 2000, &status, &body, &blen, err, sizeof err),
+        cn_http_request("127.0.0.1", s.port, "GET", "/history", 2000, &status, &body, &blen, err, sizeof err),
         0);
     stub_stop(&s);
     assert_int_equal(status, 200);
