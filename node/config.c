@@ -843,7 +843,7 @@ void cn_config_defaults(struct cn_config *cfg)
     ctl->t1_ms = 500;
     ctl->t2_ms = 4000;
     ctl->t4_ms = 5000;
-    ctl->max_transactions = 65536;
+    ctl->max_transactions = 262144;
     ctl->max_dialogs = 65536;
 
     cf_store_string(cfg->admin.listen, sizeof cfg->admin.listen, "127.0.0.1");

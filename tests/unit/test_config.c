@@ -141,7 +141,7 @@ static void defaults_are_the_documented_values(void **state)
     assert_int_equal(cfg.ctl.t1_ms, 500);
     assert_int_equal(cfg.ctl.t2_ms, 4000);
     assert_int_equal(cfg.ctl.t4_ms, 5000);
-    assert_int_equal(cfg.ctl.max_transactions, 65536);
+    assert_int_equal(cfg.ctl.max_transactions, 262144);
     assert_int_equal(cfg.ctl.max_dialogs, 65536);
     assert_null(cfg.ctl.vmrs);
     assert_int_equal(cfg.ctl.n_vmrs, 0);
