@@ -1,6 +1,7 @@
 /* Per-worker control: entry points called from the dataplane's worker loop. */
 #include "ctl_worker.h"
 
+#include <arpa/inet.h>
 #include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,6 +236,23 @@ static void bad_request(struct ctl_worker *cw, sip_msg_t *m, const cn_peer_t *fr
         cw->io.close(cw->io.io, from);
 }
 
+/* Tells the message where it came from, for the received/rport of its top Via. */
+static void set_source(sip_msg_t *m, const cn_peer_t *from)
+{
+    char ip[INET6_ADDRSTRLEN];
+    const struct sockaddr_storage *a = &from->addr;
+    const void *bin = NULL;
+    if (a->ss_family == AF_INET)
+        bin = &((const struct sockaddr_in *)a)->sin_addr;
+    else if (a->ss_family == AF_INET6)
+        bin = &((const struct sockaddr_in6 *)a)->sin6_addr;
+    if (!m || !bin || !inet_ntop(a->ss_family, bin, ip, sizeof ip))
+        return;
+    uint16_t port = a->ss_family == AF_INET ? ((const struct sockaddr_in *)a)->sin_port
+                                            : ((const struct sockaddr_in6 *)a)->sin6_port;
+    sip_msg_set_source(m, ip, ntohs(port));
+}
+
 void ctl_on_message(struct ctl_worker *cw, const char *buf, size_t len, const cn_peer_t *from,
                     uint64_t now)
 {
@@ -242,6 +260,7 @@ void ctl_on_message(struct ctl_worker *cw, const char *buf, size_t len, const cn
     sip_msg_t *m = NULL;
     char why[200] = "";
     sip_msg_status_t st = sip_msg_parse(buf, len, &m, why, sizeof why);
+    set_source(m, from);
     if (st != SIP_MSG_OK) {
         bad_request(cw, m, from, why[0] ? why : "Malformed message");
         sip_msg_free(m);
@@ -312,6 +331,7 @@ void ctl_on_bad_frame(struct ctl_worker *cw, const char *buf, size_t len,
     cw->now = now;
     sip_msg_t *m = NULL;
     sip_msg_parse(buf, len, &m, NULL, 0);
+    set_source(m, from);
     bad_request(cw, m, from, why);
     sip_msg_free(m);
 }

@@ -20,6 +20,7 @@
  * commas, is refused unparsed.
  */
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -96,6 +97,8 @@ struct sip_msg {
     msg_t *msg; /* owns this struct and everything the views point into */
     sip_t *sip;
     bool can_respond;
+    uint16_t src_port;
+    char src_ip[INET6_ADDRSTRLEN]; /* "" when unknown (sip_msg_set_source) */
 };
 
 static const sip_str_t NO_STR = {NULL, 0};
@@ -632,6 +635,96 @@ static void put_header(struct out *o, const char *name, const void *h)
     put(o, "\r\n", 2);
 }
 
+void sip_msg_set_source(sip_msg_t *m, const char *ip, uint16_t port)
+{
+    if (!m || !ip || !*ip || strlen(ip) >= sizeof m->src_ip)
+        return;
+    strcpy(m->src_ip, ip);
+    m->src_port = port;
+}
+
+/* Where the first value of a Via line ends: its first comma outside a quoted
+ * string, or the end. */
+static size_t first_value_len(sip_str_t v)
+{
+    bool quoted = false;
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.s[i] == '"' && (i == 0 || v.s[i - 1] != '\\'))
+            quoted = !quoted;
+        else if (v.s[i] == ',' && !quoted)
+            return i;
+    }
+    return v.len;
+}
+
+/* The offset and length of an "rport" parameter without a value (";rport" with the
+ * whitespace before it) in the Via value v, or false. */
+static bool find_bare_rport(sip_str_t v, size_t *off, size_t *len)
+{
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.s[i] != ';')
+            continue;
+        size_t k = i + 1;
+        while (k < v.len && is_lws(v.s[k]))
+            k++;
+        if (v.len - k < 5 || strncasecmp(v.s + k, "rport", 5) != 0)
+            continue;
+        size_t e = k + 5;
+        while (e < v.len && is_lws(v.s[e]))
+            e++;
+        if (e == v.len || v.s[e] == ';') {
+            *off = i;
+            *len = (k + 5) - i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The top Via line, its first value amended with received/rport (see
+ * sip_msg_set_source()). */
+static void put_top_via(struct out *o, const sip_msg_t *m, const msg_header_t *h)
+{
+    const sip_via_t *v = (const sip_via_t *)h;
+    sip_str_t raw = raw_value(h);
+    if (!m->src_ip[0] || v->v_received || !raw.s) {
+        put_header(o, "Via", h);
+        return;
+    }
+    size_t first = first_value_len(raw);
+    while (first > 0 && is_lws(raw.s[first - 1]))
+        first--;
+    sip_str_t val = {raw.s, first};
+    size_t roff = 0, rlen = 0;
+    bool bare_rport = v->v_rport && !v->v_rport[0] && find_bare_rport(val, &roff, &rlen);
+    const char *host = v->v_host ? v->v_host : "";
+    size_t hl = strlen(host);
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') { /* IPv6 reference */
+        host++;
+        hl -= 2;
+    }
+    bool same = hl == strlen(m->src_ip) && strncasecmp(host, m->src_ip, hl) == 0;
+    if (same && !bare_rport) {
+        put_header(o, "Via", h);
+        return;
+    }
+    put_str(o, "Via: ");
+    if (bare_rport) {
+        put_value(o, (sip_str_t){val.s, roff});
+        put_value(o, (sip_str_t){val.s + roff + rlen, val.len - roff - rlen});
+    } else {
+        put_value(o, val);
+    }
+    put(o, ";received=", 10);
+    put_str(o, m->src_ip);
+    if (bare_rport) {
+        put(o, ";rport=", 7);
+        put_uint(o, m->src_port);
+    }
+    put_value(o, (sip_str_t){raw.s + first, raw.len - first});
+    put(o, "\r\n", 2);
+}
+
 ssize_t sip_msg_build_response(const sip_msg_t *req, int status, const char *phrase,
                                const char *to_tag, const char *extra_headers, const char *body_type,
                                const char *body, size_t body_len, char *out, size_t outlen)
@@ -656,9 +749,16 @@ ssize_t sip_msg_build_response(const sip_msg_t *req, int status, const char *phr
     put(&o, "\r\n", 2);
     /* one header object per Via value; the 2nd and later values of a
      * comma-separated line have no raw text of their own and print with the first */
-    for (const sip_via_t *v = sip->sip_via; v; v = v->v_next)
-        if (has_raw(v))
+    bool top = true;
+    for (const sip_via_t *v = sip->sip_via; v; v = v->v_next) {
+        if (!has_raw(v))
+            continue;
+        if (top)
+            put_top_via(&o, req, (const msg_header_t *)v);
+        else
             put_header(&o, "Via", v);
+        top = false;
+    }
     put_header(&o, "From", sip->sip_from);
     if (has_raw(sip->sip_to)) {
         put_str(&o, "To: ");
@@ -955,7 +1055,9 @@ ssize_t sip_msg_build_forward(const sip_msg_t *m, const struct sip_msg_fwd *f, c
             size_t *idx = c == sip_via_class ? &via_i : &route_i;
             size_t pop = c == sip_via_class ? pop_via : pop_route;
             size_t skip = *idx >= pop ? 0 : pop - *idx > n ? n : pop - *idx;
-            if (skip == 0)
+            if (skip == 0 && req && c == sip_via_class && *idx == 0)
+                put_top_via(&o, m, h); /* the hop it came from, as RFC 3261 §18.2.1 says */
+            else if (skip == 0)
                 put_line(&o, h);
             else
                 put_values(&o, c == sip_via_class ? "Via" : "Route", h, n, skip);

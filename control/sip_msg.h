@@ -66,6 +66,15 @@ sip_msg_status_t sip_msg_parse(const char *buf, size_t len, sip_msg_t **out, cha
 /* Accepts NULL. */
 void sip_msg_free(sip_msg_t *m);
 
+/* Records the address the message came from (an IP literal without brackets, and
+ * the port). The top Via of every response and forward built from it then gets
+ * what RFC 3261 §18.2.1 and RFC 3581 ask of the receiving transport:
+ * ";received=<ip>" when the sent-by host is not that address (or the Via has an
+ * empty rport), and an empty ";rport" filled with the port. A Via that already has
+ * a received parameter is left alone. An ip that is NULL, empty or too long
+ * records nothing. */
+void sip_msg_set_source(sip_msg_t *m, const char *ip, uint16_t port);
+
 bool sip_msg_is_request(const sip_msg_t *m);
 /* True when the message is a request other than ACK (which gets no response) and
  * every Via header parsed, so a response can be built even for a request that
@@ -101,7 +110,8 @@ sip_str_t sip_msg_body(const sip_msg_t *m);
 sip_str_t sip_msg_header(const sip_msg_t *m, const char *name);
 
 /* Builds a response to `req` into out[0..outlen): status line; the request's Via
- * (all of them, in order), From, To (with ";tag=<to_tag>" added when the request's
+ * (all of them, in order; the top one amended as sip_msg_set_source() says), From,
+ * To (with ";tag=<to_tag>" added when the request's
  * To has no tag and to_tag is not NULL), Call-ID and CSeq, each as far as the
  * request has it (see sip_msg_can_respond()); for a 101..299 response to a request
  * without a To-tag (one that may create a dialog), the request's Record-Route lines

@@ -930,6 +930,15 @@ static void forwarding_rewrites_only_what_it_must(void **state)
     assert_int_equal(sip_msg_build_forward(r, &rv, out, 20), -1);
     struct sip_msg_fwd bad = {.ruri = "sip:a\r\nX: y", .max_forwards = -1};
     assert_int_equal(sip_msg_build_forward(m, &bad, out, sizeof out), -1);
+    /* the request came from another address than its sent-by: the Via of the hop it
+     * came from says where (RFC 3261 §18.2.1), the Vias below stay as they were */
+    sip_msg_set_source(m, "198.51.100.4", 5070);
+    n = sip_msg_build_forward(m, &fw, out, sizeof out);
+    assert_true(n > 0);
+    out[n] = 0;
+    assert_non_null(strstr(out, "\r\nVia: SIP/2.0/TCP 192.0.2.1;branch=z9hG4bK1"
+                                ";received=198.51.100.4, SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK2\r\n"));
+    assert_non_null(strstr(out, "\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKme\r\n"));
     sip_msg_free(m);
     sip_msg_free(r);
 }

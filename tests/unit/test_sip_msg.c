@@ -828,6 +828,95 @@ static void response_copies_the_via_list_in_order_and_adds_the_to_tag(void **sta
     sip_msg_free(m);
 }
 
+/* The top Via line of the response built for `req` after it came from ip:port. */
+static void top_via_after(const char *req, const char *ip, uint16_t port, char *via, size_t cap)
+{
+    sip_msg_t *m = parse_ok(req, strlen(req));
+    sip_msg_set_source(m, ip, port);
+    char out[2048];
+    ssize_t n = sip_msg_build_response(m, 200, NULL, NULL, NULL, NULL, NULL, 0, out, sizeof out);
+    assert_true(n > 0);
+    out[n] = 0;
+    const char *v = strstr(out, "\r\nVia: ");
+    assert_non_null(v);
+    v += 2;
+    size_t len = (size_t)(strstr(v, "\r\n") - v);
+    assert_true(len < cap);
+    memcpy(via, v, len);
+    via[len] = 0;
+    /* the amended response parses back, with the same Via count */
+    sip_msg_t *r = parse_ok(out, (size_t)n);
+    sip_msg_free(r);
+    sip_msg_free(m);
+}
+
+static void the_top_via_gets_received_and_rport_from_the_source_address(void **state)
+{
+    (void)state;
+    char via[512];
+    /* sent-by differs from the source: received added; the other Vias untouched */
+    top_via_after(TWO_VIAS, "203.0.113.7", 40000, via, sizeof via);
+    assert_string_equal(via, "Via: SIP/2.0/TLS 198.51.100.20:5061;branch=z9hG4bKtop"
+                             ";received=203.0.113.7");
+    /* the same address and no rport: nothing added */
+    top_via_after(TWO_VIAS, "198.51.100.20", 5061, via, sizeof via);
+    assert_string_equal(via, "Via: SIP/2.0/TLS 198.51.100.20:5061;branch=z9hG4bKtop");
+
+    /* an empty rport is filled, and received is then added even for the same host */
+    static const char RPORT[] = "OPTIONS sip:example.test SIP/2.0\r\n"
+                                "Via: SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bKr1\r\n"
+                                "From: <sip:a@partner.test>;tag=1\r\n"
+                                "To: <sip:example.test>\r\n"
+                                "Call-ID: rport-1\r\n"
+                                "CSeq: 1 OPTIONS\r\n"
+                                "Content-Length: 0\r\n\r\n";
+    top_via_after(RPORT, "198.51.100.9", 61000, via, sizeof via);
+    assert_string_equal(via, "Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKr1"
+                             ";received=198.51.100.9;rport=61000");
+    top_via_after(RPORT, "10.0.0.5", 5060, via, sizeof via);
+    assert_string_equal(via, "Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKr1"
+                             ";received=10.0.0.5;rport=5060");
+
+    /* the first value of a comma-separated line is amended, the second kept */
+    static const char LIST[] = "OPTIONS sip:example.test SIP/2.0\r\n"
+                               "Via: SIP/2.0/UDP [2001:db8::5];branch=z9hG4bKa, "
+                               "SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKb\r\n"
+                               "From: <sip:a@partner.test>;tag=1\r\n"
+                               "To: <sip:example.test>\r\n"
+                               "Call-ID: list-1\r\n"
+                               "CSeq: 1 OPTIONS\r\n"
+                               "Content-Length: 0\r\n\r\n";
+    top_via_after(LIST, "2001:db8::5", 5060, via, sizeof via);
+    assert_string_equal(via, "Via: SIP/2.0/UDP [2001:db8::5];branch=z9hG4bKa, "
+                             "SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKb");
+    top_via_after(LIST, "2001:db8::7", 5060, via, sizeof via);
+    assert_string_equal(via, "Via: SIP/2.0/UDP [2001:db8::5];branch=z9hG4bKa"
+                             ";received=2001:db8::7, SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKb");
+
+    /* a Via that already has received (a proxy set it) is left as it is */
+    static const char HAS[] = "OPTIONS sip:example.test SIP/2.0\r\n"
+                              "Via: SIP/2.0/UDP a.partner.test;received=192.0.2.1;rport=5;"
+                              "branch=z9hG4bKc\r\n"
+                              "From: <sip:a@partner.test>;tag=1\r\n"
+                              "To: <sip:example.test>\r\n"
+                              "Call-ID: has-1\r\n"
+                              "CSeq: 1 OPTIONS\r\n"
+                              "Content-Length: 0\r\n\r\n";
+    top_via_after(HAS, "198.51.100.1", 5060, via, sizeof via);
+    assert_string_equal(via, "Via: SIP/2.0/UDP a.partner.test;received=192.0.2.1;rport=5;"
+                             "branch=z9hG4bKc");
+    /* no source recorded: nothing changes */
+    sip_msg_t *m = parse_ok(RPORT, strlen(RPORT));
+    sip_msg_set_source(m, "", 1);
+    sip_msg_set_source(NULL, "192.0.2.1", 1);
+    char out[1024];
+    ssize_t n = sip_msg_build_response(m, 200, NULL, NULL, NULL, NULL, NULL, 0, out, sizeof out);
+    assert_true(n > 0);
+    const char *kept = "Via: SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bKr1\r\n";
+    assert_non_null(memmem(out, (size_t)n, kept, strlen(kept)));
+    sip_msg_free(m);
+}
+
 static void response_keeps_an_existing_to_tag_and_carries_the_body(void **state)
 {
     (void)state;
@@ -1035,6 +1124,7 @@ int main(void)
         cmocka_unit_test(a_one_megabyte_header_line_parses_and_comes_back_whole),
         cmocka_unit_test(too_many_header_lines_or_list_items_are_refused_unparsed),
         cmocka_unit_test(response_copies_the_via_list_in_order_and_adds_the_to_tag),
+        cmocka_unit_test(the_top_via_gets_received_and_rport_from_the_source_address),
         cmocka_unit_test(response_keeps_an_existing_to_tag_and_carries_the_body),
         cmocka_unit_test(a_built_response_parses_back_with_the_same_identifiers),
         cmocka_unit_test(a_response_that_does_not_fit_returns_minus_one),
