@@ -263,6 +263,81 @@ cb_str_t cb_sip_find_header(const char *buf, size_t len, const char *name, char 
     return (cb_str_t){NULL, 0};
 }
 
+/* Splits a header value at the commas between entries (not inside <> or quotes) and
+ * appends the trimmed entries to ent[*n..max). Returns 0, or -1 when they do not fit. */
+static int split_entries(cb_str_t v, cb_str_t *ent, unsigned *n, unsigned max)
+{
+    const char *p = v.s, *end = v.s + v.len, *start = p;
+    bool in_angle = false, in_quote = false;
+    for (; p <= end; p++) {
+        if (p < end && *p == '"' && !in_angle)
+            in_quote = !in_quote;
+        else if (p < end && *p == '<' && !in_quote)
+            in_angle = true;
+        else if (p < end && *p == '>' && !in_quote)
+            in_angle = false;
+        if (p < end && (*p != ',' || in_angle || in_quote))
+            continue;
+        cb_str_t e = trim(start, p);
+        if (e.len) {
+            if (*n >= max)
+                return -1;
+            ent[(*n)++] = e;
+        }
+        start = p + 1;
+    }
+    return 0;
+}
+
+int cb_sip_route_set(const char *buf, size_t len, char *out, size_t cap)
+{
+    cb_str_t ent[CB_ROUTE_MAX];
+    unsigned n = 0;
+    if (!out || cap == 0)
+        return -1;
+    out[0] = 0;
+    const char *p = buf, *end = buf + len;
+    const char *eol = find_crlf(p, end); /* skip the start line */
+    while (eol) {
+        p = eol + 2;
+        eol = find_crlf(p, end);
+        if (!eol || eol == p)
+            break;
+        while (eol + 2 < end && (eol[2] == ' ' || eol[2] == '\t')) { /* folded */
+            const char *next = find_crlf(eol + 2, end);
+            if (!next)
+                break;
+            eol = next;
+        }
+        const char *colon = memchr(p, ':', (size_t)(eol - p));
+        if (!colon)
+            continue;
+        cb_str_t name = trim(p, colon);
+        if (name_is(name.s, name.len, "Record-Route", 0) &&
+            split_entries(trim(colon + 1, eol), ent, &n, CB_ROUTE_MAX))
+            return -1;
+    }
+    size_t o = 0;
+    for (unsigned i = n; i-- > 0;) {
+        if (o + ent[i].len + 3 > cap) {
+            out[0] = 0;
+            return -1;
+        }
+        if (i != n - 1) {
+            out[o++] = ',';
+            out[o++] = ' ';
+        }
+        for (size_t k = 0; k < ent[i].len; k++) {
+            char ch = ent[i].s[k];
+            if (ch == '\r' || ch == '\n')
+                continue;
+            out[o++] = ch == '\t' ? ' ' : ch;
+        }
+        out[o] = 0;
+    }
+    return (int)n;
+}
+
 struct out {
     char *p;
     size_t cap, len;

@@ -57,6 +57,15 @@ cb_sip_status_t cb_sip_parse(const char *buf, size_t len, cb_sip_msg_t *m);
  * request an ICMP error quotes. Continuation lines are not joined. */
 cb_str_t cb_sip_find_header(const char *buf, size_t len, const char *name, char compact);
 
+/* The route set of the dialog a 2xx creates at a UAC (RFC 3261 §12.1.2): every
+ * Record-Route entry of the response buf[0..len) (all header lines, each split at the
+ * commas between entries), in reverse order, written into out as one Route header
+ * value ("<sip:b;lr>, <sip:a;lr>"). Folded lines become spaces. Returns the number of
+ * entries (0: none, out is ""), or -1 when there are more than CB_ROUTE_MAX or out is
+ * too small. */
+#define CB_ROUTE_MAX 16
+int cb_sip_route_set(const char *buf, size_t len, char *out, size_t cap);
+
 /* True when the view equals the NUL-terminated string s (case-insensitive when
  * nocase). */
 bool cb_str_eq(cb_str_t v, const char *s, bool nocase);
