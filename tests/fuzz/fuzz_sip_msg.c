@@ -1,4 +1,5 @@
-/* Fuzz target for sip_msg_parse() and sip_msg_build_response().
+/* Fuzz target for sip_msg_parse() and sip_msg_build_response() (with a source address,
+ * so the top Via's received/rport amendment is fuzzed too).
  *
  * The input is one message as the framer or a datagram would deliver it, in a
  * buffer of exactly its size so ASan catches any read past the end. Checked:
@@ -132,6 +133,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (m) {
         touch_all(m);
+        /* responses amend the top Via with received/rport from the source */
+        sip_msg_set_source(m, (size & 1) ? "2001:db8::77" : "203.0.113.9", 61000);
         CHECK(!sip_msg_can_respond(m) ||
               (sip_msg_is_request(m) && sip_msg_method(m) != SIP_METHOD_ACK));
         size_t cap = size + 4096;
