@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cb_media_audio.h"
+#include "cb_sip.h"
 #include "md_codec.h"
 #include "md_rtp.h"
 #include "md_sdes.h"
@@ -28,8 +29,14 @@ struct part {
     double tone;
     int sip, rtp;
     uint16_t sip_port, rtp_port;
-    struct sockaddr_in media_to;
+    struct sockaddr_in to; /* where its SIP goes: target i mod K */
+    char to_text[80];
+    struct sockaddr_in media_to; /* the answer's c= and m=audio port */
+    char media_text[80];         /* "" until answered */
     char call_id[96], from_tag[32], to_tag[96];
+    char contact[512]; /* the 2xx's Contact: Request-URI of ACK and BYE */
+    char route[1024];  /* the dialog's route set, as a Route header value */
+    int nroutes;       /* its entries (0: the node called answered itself) */
     unsigned cseq;
     int status; /* final answer to the INVITE, 0 none */
     bool ended; /* BYE sent and answered, or BYE received */
@@ -48,8 +55,6 @@ struct part {
 
 struct conf {
     const cb_opts_t *o;
-    struct sockaddr_in target;
-    char target_text[80];
     char local_ip[64];
     unsigned n;
     struct part p[CB_CONF_MAX];
@@ -96,15 +101,25 @@ static const char *sip_hdr(const char *msg, const char *name, char *out, size_t 
     return out;
 }
 
-static void sip_send(struct conf *c, struct part *p, const char *msg)
+static void sip_send_to(struct conf *c, struct part *p, const char *msg,
+                        const struct sockaddr_in *to)
 {
-    if (sendto(p->sip, msg, strlen(msg), 0, (struct sockaddr *)&c->target, sizeof c->target) < 0 &&
+    if (sendto(p->sip, msg, strlen(msg), 0, (const struct sockaddr *)to, sizeof *to) < 0 &&
         c->o->verbose > 0)
-        fprintf(stderr, "confbench: SIP to %s: %s\n", c->target_text, strerror(errno));
+        fprintf(stderr, "confbench: participant %u: SIP: %s\n", p->idx, strerror(errno));
 }
 
-/* Answers a request from the node (BYE ends the call) with 200. */
-static void answer_request(struct conf *c, struct part *p, const char *msg)
+/* Requests go to the node p called, in and out of the dialog: when that node
+ * Record-Routed, it is the first hop of the route set too. */
+static void sip_send(struct conf *c, struct part *p, const char *msg)
+{
+    sip_send_to(c, p, msg, &p->to);
+}
+
+/* Answers a request from the node (BYE ends the call) with 200, to where it came
+ * from. */
+static void answer_request(struct conf *c, struct part *p, const char *msg,
+                           const struct sockaddr_in *src)
 {
     char via[512], from[256], to[256], cid[128], cseq[64], out[2048];
     if (!sip_hdr(msg, "Via", via, sizeof via) || !sip_hdr(msg, "From", from, sizeof from) ||
@@ -115,7 +130,7 @@ static void answer_request(struct conf *c, struct part *p, const char *msg)
              "SIP/2.0 200 OK\r\nVia: %s\r\nFrom: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %s\r\n"
              "Content-Length: 0\r\n\r\n",
              via, from, to, cid, cseq);
-    sip_send(c, p, out);
+    sip_send_to(c, p, out, src);
     if (!strncmp(msg, "BYE ", 4)) {
         p->ended = true;
         fprintf(stderr, "confbench: participant %u: the node ended the call\n", p->idx);
@@ -127,12 +142,15 @@ static void answer_request(struct conf *c, struct part *p, const char *msg)
 static int sip_poll(struct conf *c, struct part *p, const char *method)
 {
     for (;;) {
-        ssize_t n = recv(p->sip, c->buf, sizeof c->buf - 1, 0);
+        struct sockaddr_in from;
+        socklen_t fl = sizeof from;
+        ssize_t n = recvfrom(p->sip, c->buf, sizeof c->buf - 1, 0, (struct sockaddr *)&from, &fl);
         if (n <= 0)
             return 0;
         c->buf[n] = 0;
         if (strncmp(c->buf, "SIP/2.0 ", 8) != 0) {
-            answer_request(c, p, c->buf);
+            if (fl == sizeof from && from.sin_family == AF_INET)
+                answer_request(c, p, c->buf, &from);
             continue;
         }
         char cseq[64];
@@ -193,15 +211,16 @@ static int take_answer(struct conf *c, struct part *p)
         fprintf(stderr, "confbench: participant %u: unusable m=audio line\n", p->idx);
         return -1;
     }
-    p->media_to = c->target;
+    p->media_to = p->to;
     p->media_to.sin_port = htons((uint16_t)port);
     const char *cl = strstr(body, "\nc=IN IP4 ");
     if (cl) {
         char ip[64];
         snprintf(ip, sizeof ip, "%.*s", (int)strcspn(cl + 10, "\r\n /"), cl + 10);
         if (inet_pton(AF_INET, ip, &p->media_to.sin_addr) != 1)
-            p->media_to.sin_addr = c->target.sin_addr;
+            p->media_to.sin_addr = p->to.sin_addr;
     }
+    cb_addr_format((const struct sockaddr *)&p->media_to, p->media_text, sizeof p->media_text);
     p->out.pt = (uint8_t)pt;
     bool secure = strcmp(proto, "RTP/SAVP") == 0;
     if (c->o->srtp != secure) {
@@ -221,16 +240,48 @@ static int take_answer(struct conf *c, struct part *p)
     return 0;
 }
 
-static void request_line(struct conf *c, char *out, size_t cap)
+/* The room's URI: the Request-URI of the INVITE (and the To of every request). */
+static void request_line(struct conf *c, const struct part *p, char *out, size_t cap)
 {
     const cb_opts_t *o = c->o;
-    snprintf(out, cap, "sip:%s@%s", o->user, o->domain[0] ? o->domain : c->target_text);
+    snprintf(out, cap, "sip:%s@%s", o->user, o->domain[0] ? o->domain : p->to_text);
+}
+
+/* Remembers what the dialog's in-dialog requests need from its 2xx (RFC 3261
+ * §12.1.2): the Contact as remote target, the Record-Route entries reversed as the
+ * route set. Without a Contact the room's URI stays the target. Returns 0, or -1
+ * when the route set is too long to follow. */
+static int take_dialog(struct conf *c, struct part *p, const char *ruri)
+{
+    cb_sip_msg_t m;
+    size_t len = strlen(c->buf);
+    snprintf(p->contact, sizeof p->contact, "%s", ruri);
+    if (cb_sip_parse(c->buf, len, &m) == CB_SIP_OK && m.contact_uri.s &&
+        m.contact_uri.len < sizeof p->contact)
+        snprintf(p->contact, sizeof p->contact, "%.*s", (int)m.contact_uri.len, m.contact_uri.s);
+    p->nroutes = cb_sip_route_set(c->buf, len, p->route, sizeof p->route);
+    if (p->nroutes < 0) {
+        fprintf(stderr, "confbench: participant %u: Record-Route set too long to follow\n", p->idx);
+        p->nroutes = 0;
+        p->route[0] = 0;
+        return -1;
+    }
+    return 0;
+}
+
+/* "Route: ...\r\n" for the dialog's in-dialog requests, "" without a route set. */
+static void route_header(const struct part *p, char *out, size_t cap)
+{
+    if (p->nroutes > 0)
+        snprintf(out, cap, "Route: %s\r\n", p->route);
+    else if (cap)
+        out[0] = 0;
 }
 
 static int invite(struct conf *c, struct part *p)
 {
     const cb_opts_t *o = c->o;
-    char crypto[MD_SDES_MAX_LINE + 16] = "", sdp[1024], msg[4096], ruri[400];
+    char crypto[MD_SDES_MAX_LINE + 16] = "", sdp[1024], msg[4096], ruri[400], route[1100];
     if (o->srtp) {
         char line[MD_SDES_MAX_LINE];
         if (md_sdes_format(line, sizeof line, &p->key_tx) <= 0)
@@ -243,7 +294,7 @@ static int invite(struct conf *c, struct part *p)
                       "m=audio %u %s %u\r\na=rtpmap:%u %s\r\n%sa=rtcp-mux\r\na=sendrecv\r\n",
                       p->idx + 1, c->local_ip, c->local_ip, p->rtp_port,
                       o->srtp ? "RTP/SAVP" : "RTP/AVP", pt, pt, codec_rtpmap(p->codec), crypto);
-    request_line(c, ruri, sizeof ruri);
+    request_line(c, p, ruri, sizeof ruri);
     p->cseq = 1;
     snprintf(msg, sizeof msg,
              "INVITE %s SIP/2.0\r\n"
@@ -257,19 +308,30 @@ static int invite(struct conf *c, struct part *p)
     p->status = transact(c, p, msg, " INVITE");
     if (p->status == 0) {
         fprintf(stderr, "confbench: participant %u: no final response to INVITE from %s\n", p->idx,
-                c->target_text);
+                p->to_text);
         return -1;
     }
     char to[512];
     if (sip_hdr(c->buf, "To", to, sizeof to) && strstr(to, "tag="))
         snprintf(p->to_tag, sizeof p->to_tag, "%.*s", (int)strcspn(strstr(to, "tag=") + 4, ";> "),
                  strstr(to, "tag=") + 4);
-    int ok = p->status == 200 ? take_answer(c, p) : -1;
+    int ok = -1;
+    if (p->status == 200)
+        ok = take_dialog(c, p, ruri) || take_answer(c, p) ? -1 : 0;
+    /* The ACK of a 2xx is a request of the dialog (remote target, route set, a branch
+     * of its own); the ACK of a failure belongs to the INVITE's transaction (its
+     * Request-URI and branch), so that every proxy on the way absorbs it. */
+    bool dialog = p->status >= 200 && p->status < 300;
+    if (dialog)
+        route_header(p, route, sizeof route);
+    else
+        route[0] = 0;
     snprintf(msg, sizeof msg,
-             "ACK %s SIP/2.0\r\nVia: SIP/2.0/UDP %s:%u;branch=z9hG4bK-cf-%s-ack\r\n"
-             "Max-Forwards: 70\r\nFrom: <sip:%s@%s>;tag=%s\r\nTo: <%s>;tag=%s\r\n"
+             "ACK %s SIP/2.0\r\nVia: SIP/2.0/UDP %s:%u;branch=z9hG4bK-cf-%s-%s\r\n"
+             "%sMax-Forwards: 70\r\nFrom: <sip:%s@%s>;tag=%s\r\nTo: <%s>;tag=%s\r\n"
              "Call-ID: %s\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
-             ruri, c->local_ip, p->sip_port, p->from_tag, o->from_user,
+             dialog ? p->contact : ruri, c->local_ip, p->sip_port, p->from_tag,
+             dialog ? "ack" : "1", route, o->from_user,
              o->from_domain[0] ? o->from_domain : "confbench.invalid", p->from_tag, ruri, p->to_tag,
              p->call_id);
     sip_send(c, p, msg);
@@ -281,15 +343,16 @@ static int invite(struct conf *c, struct part *p)
 static void bye(struct conf *c, struct part *p)
 {
     const cb_opts_t *o = c->o;
-    char msg[2048], ruri[400];
+    char msg[4096], ruri[400], route[1100];
     if (p->status != 200 || p->ended)
         return;
-    request_line(c, ruri, sizeof ruri);
+    request_line(c, p, ruri, sizeof ruri);
+    route_header(p, route, sizeof route);
     snprintf(msg, sizeof msg,
              "BYE %s SIP/2.0\r\nVia: SIP/2.0/UDP %s:%u;branch=z9hG4bK-cf-%s-2;rport\r\n"
-             "Max-Forwards: 70\r\nFrom: <sip:%s@%s>;tag=%s\r\nTo: <%s>;tag=%s\r\n"
+             "%sMax-Forwards: 70\r\nFrom: <sip:%s@%s>;tag=%s\r\nTo: <%s>;tag=%s\r\n"
              "Call-ID: %s\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
-             ruri, c->local_ip, p->sip_port, p->from_tag, o->from_user,
+             p->contact, c->local_ip, p->sip_port, p->from_tag, route, o->from_user,
              o->from_domain[0] ? o->from_domain : "confbench.invalid", p->from_tag, ruri, p->to_tag,
              p->call_id);
     int st = transact(c, p, msg, " BYE");
@@ -349,7 +412,9 @@ static void drain_media(struct conf *c, struct part *p)
     }
 }
 
-static int setup(struct conf *c, char *err, size_t errlen)
+/* Participant i calls the i-th IPv4 address of targets, round-robin. */
+static int setup(struct conf *c, const cb_addr_t *targets, unsigned ntargets, char *err,
+                 size_t errlen)
 {
     const cb_opts_t *o = c->o;
     double tones[CB_CONF_MAX];
@@ -370,7 +435,12 @@ static int setup(struct conf *c, char *err, size_t errlen)
                         "--codecs: expected one codec or %u (pcmu, pcma, opus), got \"%s\"", c->n,
                         o->codecs),
                -1;
-    if (c->target.sin_family != AF_INET)
+    const cb_addr_t *v4[CB_CONF_MAX];
+    unsigned nv4 = 0;
+    for (unsigned i = 0; i < ntargets && nv4 < c->n; i++)
+        if (targets[i].sa.ss_family == AF_INET)
+            v4[nv4++] = &targets[i];
+    if (nv4 == 0)
         return snprintf(err, errlen, "--conference needs an IPv4 target"), -1;
     if (o->srtp && md_srtp_global_init() != MD_OK)
         return snprintf(err, errlen, "SRTP library initialisation failed"), -1;
@@ -380,6 +450,8 @@ static int setup(struct conf *c, char *err, size_t errlen)
         p->sip = p->rtp = -1;
         p->tone = nt ? tones[i] : cb_default_tone(i);
         p->codec = nc == 0 ? MD_CODEC_PCMU : codecs[nc == 1 ? 0 : i];
+        memcpy(&p->to, &v4[i % nv4]->sa, sizeof p->to);
+        snprintf(p->to_text, sizeof p->to_text, "%s", v4[i % nv4]->text);
         p->sip = udp_socket(c->local_ip, &p->sip_port);
         p->rtp = udp_socket(c->local_ip, &p->rtp_port);
         if (p->sip < 0 || p->rtp < 0)
@@ -437,13 +509,21 @@ static void print_table(const struct conf *c, unsigned tampered)
     }
     printf("thresholds: others >= %.3f, own <= %.3f; tampered SRTP packets sent: %u\n", CB_HEAR_MIN,
            CB_OWN_MAX, tampered);
+    for (unsigned i = 0; i < c->n; i++) {
+        const struct part *p = &c->p[i];
+        printf("participant %u: called %s, media %s", i, p->to_text,
+               p->media_text[0] ? p->media_text : "-");
+        if (p->nroutes > 0)
+            printf(", routed through %s", p->route);
+        printf("\n");
+    }
 }
 
 static int write_json(const struct conf *c, unsigned tampered, int rc, char *err, size_t errlen)
 {
     json_object *root = json_object_new_object(), *arr = json_object_new_array();
     json_object_object_add(root, "mode", json_object_new_string("conference"));
-    json_object_object_add(root, "target", json_object_new_string(c->target_text));
+    json_object_object_add(root, "target", json_object_new_string(c->p[0].to_text));
     json_object_object_add(root, "srtp", json_object_new_boolean(c->o->srtp));
     json_object_object_add(root, "hold_ms", json_object_new_int64(c->o->hold_ms));
     json_object *th = json_object_new_object();
@@ -457,6 +537,10 @@ static int write_json(const struct conf *c, unsigned tampered, int rc, char *err
         json_object_object_add(e, "codec", json_object_new_string(codec_label(p->codec)));
         json_object_object_add(e, "tone_hz", json_object_new_double(p->tone));
         json_object_object_add(e, "sip_status", json_object_new_int(p->status));
+        json_object_object_add(e, "target", json_object_new_string(p->to_text));
+        json_object_object_add(e, "media_address",
+                               p->media_text[0] ? json_object_new_string(p->media_text) : NULL);
+        json_object_object_add(e, "record_routes", json_object_new_int(p->nroutes));
         json_object_object_add(e, "rtp_sent", json_object_new_int64((int64_t)p->sent));
         json_object_object_add(e, "rtp_received", json_object_new_int64((int64_t)p->received));
         json_object_object_add(e, "rtp_rejected", json_object_new_int64((int64_t)p->rejected));
@@ -477,7 +561,7 @@ static int write_json(const struct conf *c, unsigned tampered, int rc, char *err
     return ret;
 }
 
-int cb_conf_run(const cb_opts_t *o, const cb_addr_t *target)
+int cb_conf_run(const cb_opts_t *o, const cb_addr_t *targets, unsigned ntargets)
 {
     static struct conf conf;
     struct conf *c = &conf;
@@ -488,11 +572,8 @@ int cb_conf_run(const cb_opts_t *o, const cb_addr_t *target)
     c->o = o;
     for (unsigned i = 0; i < CB_CONF_MAX; i++)
         c->p[i].sip = c->p[i].rtp = -1;
-    if (target->sa.ss_family == AF_INET)
-        memcpy(&c->target, &target->sa, sizeof c->target);
-    snprintf(c->target_text, sizeof c->target_text, "%s", target->text);
     snprintf(c->local_ip, sizeof c->local_ip, "%s", o->nbinds ? o->binds[0] : "127.0.0.1");
-    if (setup(c, err, sizeof err)) {
+    if (setup(c, targets, ntargets, err, sizeof err)) {
         fprintf(stderr, "confbench: %s\n", err);
         goto out;
     }

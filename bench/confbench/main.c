@@ -226,7 +226,7 @@ int main(int argc, char **argv)
         goto out;
     }
     if (o->conference) {
-        rc = cb_conf_run(o, &targets[0]);
+        rc = cb_conf_run(o, targets, ntargets);
         goto out;
     }
     if (o->verbose > 0) {
