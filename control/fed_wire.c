@@ -361,16 +361,14 @@ static bool post_locate(struct ctl_worker *cw, struct ctl_txn *t, sip_msg_t *m,
     return true;
 }
 
-static void route(struct ctl_worker *cw, struct ctl_txn *t, sip_msg_t *m,
-                  const char *source_zone, fed_arrival_t arrival)
+/* The search rules' decision for m, in the worker's result; NULL when out of memory. */
+static struct fed_route_result *decide(struct ctl_worker *cw, const sip_msg_t *m,
+                                       const char *source_zone, fed_arrival_t arrival)
 {
     const struct fed_wire *fw = cw->sh->fed;
     struct fed_wire_worker *ws = worker_state(cw);
-    if (!ws) {
-        answer(cw, t, m, 503, NULL, "Out of memory");
-        sip_msg_free(m);
-        return;
-    }
+    if (!ws)
+        return NULL;
     struct fed_route_result *res = &ws->res;
     sip_str_t meth = sip_msg_method_name(m), ruri = sip_msg_ruri_text(m);
     sip_str_t fd = sip_msg_from_host(m);
@@ -388,6 +386,18 @@ static void route(struct ctl_worker *cw, struct ctl_txn *t, sip_msg_t *m,
         .worker = cw->id,
     };
     fed_route_decide(fw->conf.router, &req, res);
+    return res;
+}
+
+/* Routes m by the decision res (NULL: out of memory). */
+static void route(struct ctl_worker *cw, struct ctl_txn *t, sip_msg_t *m,
+                  const char *source_zone, struct fed_route_result *res)
+{
+    if (!res) {
+        answer(cw, t, m, 503, NULL, "Out of memory");
+        sip_msg_free(m);
+        return;
+    }
     uint64_t hid = hist_begin(cw, m, &t->peer, res->source_zone ? res->source_zone : source_zone);
     struct fed_history_ring *ring = ring_of(cw);
     if (ring && hid)
@@ -507,6 +517,31 @@ static int inbound_judge(struct ctl_worker *cw, struct ctl_txn *t, sip_msg_t *m,
     return -1;
 }
 
+/* A Request-URI user@domain of one of our domains (not an IP literal) that is not a
+ * room: a user of the domain, whom the search rules may send to a neighbour zone. */
+static bool is_local_user(const struct ctl_shared *sh, const sip_msg_t *m)
+{
+    sip_str_t user = sip_msg_ruri_user(m), host = sip_msg_ruri_host(m);
+    return user.s && user.len && host.s && host.len && host.s[0] != '[' &&
+           !fed_name_is_ip_literal(host.s, host.len) && !ctl_vmr_find(sh, user, host);
+}
+
+/* Keeps the targets of res that can reach a local user: neighbour zones and static
+ * routes (a DNS target would lead back here; the local zone holds rooms only).
+ * Returns false when none is left or res is no route. */
+static bool keep_user_targets(struct fed_route_result *res)
+{
+    if (!res || res->status != FED_ROUTE_OK)
+        return false;
+    size_t k = 0;
+    for (size_t i = 0; i < res->n_targets; i++)
+        if (res->targets[i].kind == FED_ZONE_KIND_NEIGHBOUR ||
+            res->targets[i].kind == FED_ZONE_KIND_STATIC)
+            res->targets[k++] = res->targets[i];
+    res->n_targets = k;
+    return k > 0;
+}
+
 /* The From (or P-Asserted-Identity) domain into out; false when there is none. */
 static bool from_domain(const sip_msg_t *m, char *out, size_t cap)
 {
@@ -576,7 +611,8 @@ bool fed_wire_request(struct ctl_worker *cw, struct ctl_txn *t, sip_msg_t *m)
         if (inbound_judge(cw, t, m, e) != 0)
             return true;
     }
-    if (fed_wire_host_is_ours(cw->sh, sip_msg_ruri_host(m)))
+    bool for_us = fed_wire_host_is_ours(cw->sh, sip_msg_ruri_host(m));
+    if (for_us && !is_local_user(cw->sh, m))
         return false;
     const char *zone = federated_from ? FED_ZONE_DNS : FED_ZONE_LOCAL;
     if (ip[0]) {
@@ -589,7 +625,10 @@ bool fed_wire_request(struct ctl_worker *cw, struct ctl_txn *t, sip_msg_t *m)
                                                                     : FED_ARRIVAL_TLS;
     if (arrival == FED_ARRIVAL_TLS && ctl_peer_cert(cw, t, &t->peer))
         arrival = FED_ARRIVAL_MTLS;
-    route(cw, t, m, zone, arrival);
+    struct fed_route_result *res = decide(cw, m, zone, arrival);
+    if (for_us && !(res && keep_user_targets(res)))
+        return false;
+    route(cw, t, m, zone, res);
     return true;
 }
 

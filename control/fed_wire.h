@@ -5,10 +5,13 @@
  * Which requests are routed. An out-of-dialog request (no To tag; not ACK, CANCEL
  * or BYE) whose Request-URI host is not ours goes through fed_route_decide() on the
  * worker that received it. "Ours" is sip.domain, the domain of any VMR alias, an IP
- * literal, or the listen host. A request for our domain stays with the node's user
- * agent, which answers 404 for a user that is not a room: search rules do not turn a
- * local user into a federated one. The router is compiled once at boot and shared
- * read-only by every worker (fed_wire_attach()).
+ * literal, or the listen host. A request for a room, for an IP literal or without a
+ * user stays with the node's user agent. A user of our domain that is not a room
+ * goes through the rules too, but only their neighbour-zone and static-route
+ * targets are kept (the call control that holds the domain's users; a DNS target
+ * would lead back here): with none left, the user agent answers it (404 for an
+ * INVITE). The router is compiled once at boot and shared read-only by every
+ * worker (fed_wire_attach()).
  *
  * Refusals (privacy: 403 + ms-diagnostics 1027; no route: 404; a bad Request-URI:
  * 400/414/416) are answered at once with the decided status, the ms-diagnostics
