@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Helpers for the federation integration tests (tests/integration/test_federation_*.sh),
-# on top of lib.sh. Sourced, never run. Everything stays on 127.0.0.0/8:
+# on top of lib.sh. Sourced, never run. Everything stays on 127.0.0.0/8, except with
+# the namespace helpers at the end (fed_ns_*: peers on 10.232.X.0/24 in namespaces):
 #   fed_init BUILD_DIR        it_init, node ports, a DNS port ($DNS_PORT)
 #   fed_addr                  sets FED_ADDR: a fresh loopback address, ports 5061/5601 free
 #   fed_cert NAME CN [SAN] [CA]       NAME.{crt,key} in $PKI, signed by CA (default ca)
@@ -242,4 +243,238 @@ fed_diag_has() {
         cat "$IT_TMP/last_response.txt" >&2
         it_fail "ms-diagnostics does not contain '$1'"
     }
+}
+
+# ---------------------------------------------------------------------------- namespaces
+# Peers with their own address, each in its own network namespace (needs root and
+# iproute2), on a 10.232.X.0/24 that a blackhole route keeps off the root namespace:
+#   fed_ns_net                     reserves $FED_NET (10.232.X), makes the hub namespace
+#                                  with bridge br0; the EXIT trap removes it all again
+#   fed_ns_add NAME HOST [HOST...] namespace $FED_NS-NAME, eth0 on br0 with $FED_NET.HOST
+#   fed_in NAME COMMAND...         COMMAND inside namespace NAME
+#   fed_ns_spawn NAME LOG COMMAND...   COMMAND in the background inside NAME ($FED_PID)
+#   fed_ns_wait_listen NAME ADDR:PORT [udp]
+#   fed_ns_dns NAME ADDR ARGS...   dnsmasq on ADDR:53 inside NAME, authoritative for *.test
+#   fed_ns_send NAME SRC DST METHOD USER@DOMAIN FROM [CERT SNI]
+#                                  one request over UDP (TLS with CERT): "STATUS DIAG"
+#   fed_ns_history_has NAME USER@DOMAIN STATUS CODE [JQ]   as fed_history_has, in NAME
+#   fed_cert_days DAYS NAME CN [SAN] [CA]    as fed_cert, valid for DAYS days
+
+FED_NET=
+FED_NS=
+FED_NS_MADE=() # namespaces, in the order they were made
+
+# fed_ns_net: the subnet and the hub. Adding the blackhole route is the reservation: it
+# fails when another test or cluster holds that X.
+fed_ns_net() {
+    local x attempt
+    [[ $(id -u) == 0 ]] || it_fail "network namespaces need root"
+    it_require ip
+    trap fed_ns_exit EXIT
+    for ((attempt = 0; attempt < 64; attempt++)); do
+        x=$((RANDOM % 250 + 1))
+        [[ -z "$(ip -4 route show "10.232.$x.0/24" 2>/dev/null)" ]] || continue
+        ip -4 addr show 2>/dev/null | grep -q "inet 10\.232\.$x\." && continue
+        ip netns list 2>/dev/null | grep -q "^cnfed$x-" && continue
+        if ip route add blackhole "10.232.$x.0/24" 2>/dev/null; then
+            FED_NET=10.232.$x
+            FED_NS=cnfed$x
+            break
+        fi
+    done
+    [[ -n "$FED_NET" ]] || it_fail "no free 10.232.X.0/24 (or 'ip route add blackhole' refused)"
+    FED_NS_MADE+=("$FED_NS-hub")
+    ip netns add "$FED_NS-hub" || it_fail "ip netns add $FED_NS-hub failed"
+    ip -n "$FED_NS-hub" link set lo up
+    ip -n "$FED_NS-hub" link add br0 type bridge
+    ip -n "$FED_NS-hub" link set br0 up
+    it_log "namespaces $FED_NS-*, subnet $FED_NET.0/24"
+}
+
+# fed_ns_add NAME HOST [HOST...]: the first HOST's address is eth0's primary one.
+fed_ns_add() {
+    local name=$1 ns=$FED_NS-$1 port=v-$1 h
+    shift
+    FED_NS_MADE+=("$ns")
+    ip netns add "$ns" || it_fail "ip netns add $ns failed"
+    ip -n "$ns" link set lo up
+    ip -n "$FED_NS-hub" link add "$port" type veth peer name eth0 netns "$ns" ||
+        it_fail "veth for $name failed"
+    ip -n "$FED_NS-hub" link set "$port" master br0 up
+    for h in "$@"; do
+        ip -n "$ns" addr add "$FED_NET.$h/24" dev eth0
+    done
+    ip -n "$ns" link set eth0 up
+}
+
+fed_in() {
+    local ns=$FED_NS-$1
+    shift
+    ip netns exec "$ns" "$@"
+}
+
+# fed_ns_spawn NAME LOG COMMAND...: ip netns exec execs COMMAND, so $FED_PID is COMMAND.
+fed_ns_spawn() {
+    local ns=$FED_NS-$1 log=$2
+    shift 2
+    ip netns exec "$ns" "$@" </dev/null >>"$log" 2>&1 &
+    FED_PID=$!
+    IT_PIDS+=("$FED_PID")
+}
+
+fed_ns_wait_listen() {
+    local i opt=-Htln
+    [[ "${3:-tcp}" == udp ]] && opt=-Hlun
+    for ((i = 0; i < 200; i++)); do
+        fed_in "$1" ss "$opt" "src = $2" | grep -q . && return 0
+        sleep 0.05
+    done
+    it_fail "nothing listens on $2 in $FED_NS-$1"
+}
+
+# fed_ns_dns NAME ADDR ARGS...: dnsmasq on ADDR:53 in NAME with ARGS (--srv-host=...,
+# --host-record=...); queries logged to $IT_TMP/dnsmasq.log.
+fed_ns_dns() {
+    local name=$1 addr=$2
+    shift 2
+    fed_ns_spawn "$name" "$IT_TMP/dnsmasq.err" "$DNSMASQ" --keep-in-foreground --no-daemon \
+        --conf-file=/dev/null --pid-file= --port=53 --listen-address="$addr" \
+        --bind-interfaces --no-resolv --no-hosts --local=/test/ --local-ttl=60 \
+        --user="$(id -un)" --log-queries --log-facility="$IT_TMP/dnsmasq.log" "$@"
+    fed_ns_wait_listen "$name" "$addr:53" udp
+}
+
+# fed_ns_send NAME SRC DST METHOD USER@DOMAIN FROM [CERT SNI]: one out-of-dialog request
+# from SRC (an address of NAME) to DST (ADDR:PORT), over UDP, or over TLS with the client
+# certificate $PKI/CERT.{crt,key} when CERT is given (the server's certificate must
+# chain to $PKI/ca.crt and name SNI). Prints "STATUS DIAG" of the final response ("- -"
+# when none within 20 s) and keeps it in $IT_TMP/last_response.txt.
+fed_ns_send() {
+    local name=$1 src=$2 dst=$3 method=$4 target=$5 from=$6 cert=${7:-} sni=${8:-}
+    fed_in "$name" python3 - "$src" "$dst" "$method" "$target" "$from" \
+        "${cert:+$PKI/$cert.crt}" "${cert:+$PKI/$cert.key}" "$PKI/ca.crt" "$sni" \
+        "$IT_TMP/last_response.txt" <<'PY'
+import os, re, socket, ssl, sys, time
+src, dst, method, target, frm, cert, key, ca, sni, out = sys.argv[1:11]
+host, port = dst.rsplit(":", 1)
+port = int(port)
+cid = os.urandom(8).hex()
+tls = bool(cert)
+if tls:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(ca)
+    ctx.load_cert_chain(cert, key)
+    raw = socket.create_connection((host, port), timeout=10, source_address=(src, 0))
+    s = ctx.wrap_socket(raw, server_hostname=sni)
+else:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((src, 0))
+lp = s.getsockname()[1]
+tp = "TLS" if tls else "UDP"
+body = "hi"
+msg = (f"{method} sip:{target} SIP/2.0\r\n"
+       f"Via: SIP/2.0/{tp} {src}:{lp};branch=z9hG4bK{cid};rport\r\n"
+       f"Max-Forwards: 70\r\nFrom: <sip:{frm}>;tag=f{cid}\r\n"
+       f"To: <sip:{target}>\r\nCall-ID: {cid}@fed-netns\r\nCSeq: 1 {method}\r\n"
+       f"Contact: <sip:{frm.split('@')[0]}@{src}:{lp};transport={tp.lower()}>\r\n"
+       f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n{body}")
+if tls:
+    s.sendall(msg.encode())
+else:
+    s.sendto(msg.encode(), (host, port))
+
+def messages():
+    """Yields each SIP message received, until the deadline."""
+    buf = b""
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        s.settimeout(max(0.1, deadline - time.time()))
+        try:
+            chunk = s.recv(65536)
+        except (socket.timeout, ssl.SSLError, OSError):
+            return
+        if not chunk:
+            return
+        if not tls:
+            yield chunk.decode(errors="replace")
+            continue
+        buf += chunk
+        while True:
+            buf = buf.lstrip(b"\r\n")
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                break
+            m = re.search(rb"^(?:content-length|l)\s*:\s*(\d+)", buf[:end], re.M | re.I)
+            total = end + 4 + (int(m.group(1)) if m else 0)
+            if len(buf) < total:
+                break
+            yield buf[:total].decode(errors="replace")
+            buf = buf[total:]
+
+status, diag, data = "-", "-", ""
+for data in messages():
+    m = re.match(r"SIP/2.0 (\d+)", data)
+    if not m or int(m.group(1)) < 200:
+        continue
+    status = m.group(1)
+    d = re.search(r"^ms-diagnostics:\s*(\d+)", data, re.M | re.I)
+    diag = d.group(1) if d else "-"
+    break
+open(out, "w").write(data)
+print(status, diag)
+PY
+}
+
+# fed_ns_history_has NAME USER@DOMAIN STATUS CODE [JQ]: fed_history_has against the admin
+# API at 127.0.0.1:$ADMIN_PORT inside namespace NAME.
+fed_ns_history_has() {
+    local doc name=$1 filter=${5:-true}
+    doc=$(fed_in "$name" curl -fsS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/history") ||
+        it_fail "GET /history in $FED_NS-$name failed"
+    jq -e --arg to "$2" --argjson st "$3" --argjson code "$4" \
+        "[.entries[] | select(.to | contains(\$to))][0]
+         | (.status == \$st and (.diagnostics.code // null) == \$code) and ($filter)" \
+        <<<"$doc" >/dev/null || {
+        jq --arg to "$2" '[.entries[] | select(.to | contains($to))][0]' <<<"$doc" >&2
+        it_fail "history of $name: no entry for $2 with status $3, ms-diagnostics $4 and ($filter)"
+    }
+}
+
+# fed_cert_days DAYS NAME CN [SAN] [CA]: fed_cert with a validity of DAYS days.
+fed_cert_days() {
+    local days=$1 name=$2 cn=$3 san=${4:-} ca=${5:-ca}
+    openssl req -new -newkey rsa:2048 -nodes -keyout "$PKI/$name.key" -subj "/CN=$cn" \
+        -out "$PKI/$name.csr" 2>/dev/null || it_fail "openssl req $name failed"
+    {
+        printf 'extendedKeyUsage=serverAuth,clientAuth\n'
+        [[ -n "$san" ]] && printf 'subjectAltName=%s\n' "$san"
+    } >"$PKI/$name.ext"
+    openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/$ca.crt" -CAkey "$PKI/$ca.key" \
+        -CAcreateserial -days "$days" -extfile "$PKI/$name.ext" -out "$PKI/$name.crt" \
+        2>/dev/null || it_fail "openssl x509 $name failed"
+}
+
+# Stops what runs in our namespaces, deletes them (the veth pairs go with them) and the
+# blackhole route; then it_cleanup. The EXIT trap of a test that called fed_ns_net.
+fed_ns_exit() {
+    local rc=$? pid ns i j
+    set +e
+    for pid in "${IT_PIDS[@]}"; do
+        it_kill "$pid" 3
+    done
+    IT_PIDS=()
+    for ((i = ${#FED_NS_MADE[@]} - 1; i >= 0; i--)); do
+        ns=${FED_NS_MADE[i]}
+        ip netns list 2>/dev/null | awk '{print $1}' | grep -qxF "$ns" || continue
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do
+            kill -KILL "$pid" 2>/dev/null
+        done
+        for ((j = 0; j < 5; j++)); do
+            ip netns del "$ns" 2>/dev/null && break
+            sleep 0.2
+        done
+    done
+    [[ -z "$FED_NET" ]] || ip route del blackhole "$FED_NET.0/24" 2>/dev/null
+    (exit "$rc")
+    it_cleanup
 }
