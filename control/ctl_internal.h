@@ -50,6 +50,7 @@ struct ctl_txn {
     uint8_t state;
     uint8_t is_invite;
     uint8_t proxied;         /* forwarded by the proxy (ctl_proxy.c), never answered here */
+    uint8_t acked;           /* INVITE: the ACK of its 2xx came (ctl_txn_acked) */
     struct ctl_pxy *pxy;     /* its proxy context until the final response went up */
     char key[TXN_KEY_MAX];
     cn_peer_t peer;
@@ -80,6 +81,7 @@ struct ctl_dialog {
     /* media and our own requests in the dialog (ctl_uas.c, ctl_uac.c) */
     uint32_t media_leg;       /* 0 = none */
     uint16_t video_port;      /* 0 = none */
+    uint8_t offered;          /* our offer went in the 2xx: the answer comes in the ACK */
     char *uac;                /* remote target, remote From, our To: for a BYE we send */
     uint32_t local_cseq;
     cn_peer_t peer;           /* where the INVITE came from; our BYE goes there */

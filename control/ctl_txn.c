@@ -164,8 +164,8 @@ static void on_retx(struct ctl_timer *tm, void *ctx, uint64_t now)
 {
     struct ctl_worker *cw = ctx;
     struct ctl_txn *t = container_of(tm, struct ctl_txn, t_retx);
-    if (t->state == TXN_ACCEPTED && (!t->dlg || t->dlg->state != DLG_EARLY))
-        return; /* the ACK came */
+    if (t->state == TXN_ACCEPTED && (t->acked || !t->dlg))
+        return; /* the ACK came, or the dialog ended */
     if (t->state != TXN_ACCEPTED && t->state != TXN_COMPLETED)
         return;
     ctl_txn_retransmit(cw, t);
@@ -244,8 +244,9 @@ void ctl_txn_arm_answer(struct ctl_worker *cw, struct ctl_txn *t, uint64_t when)
 
 void ctl_txn_acked(struct ctl_worker *cw, struct ctl_txn *t, uint64_t now)
 {
-    if (!t->is_invite || t->state != TXN_ACCEPTED)
+    if (!t->is_invite || t->state != TXN_ACCEPTED || t->acked)
         return;
+    t->acked = 1;
     ctl_timer_cancel(&cw->timers, &t->t_retx);
     /* The ACK proves the 2xx arrived, so the caller stopped retransmitting the
      * INVITE long ago: a stream needs the transaction no more, a datagram path

@@ -265,8 +265,17 @@ static void answer_invite(struct ctl_worker *cw, struct ctl_txn *t, const sip_ms
                 ctl_dialog_end(cw, d);
             return;
         }
+    } else if (room_srtp(cw, d->room) == CTL_SRTP_REQUIRED) {
+        /* our offer would have to carry keys for an answer we cannot see yet */
+        reply_warning(cw, t, req, 488, d->tag,
+                      "This room requires SRTP: send an SDP offer with a=crypto in the INVITE",
+                      NULL);
+        if (d->state == DLG_EARLY)
+            ctl_dialog_end(cw, d);
+        return;
     } else {
         blen = sdp_offer(cw, d, sdp, sizeof sdp);
+        d->offered = 1;
     }
     contact_hdr(cw, d->room, t->peer.transport, extra, sizeof extra);
     ssize_t n = build(cw, req, 200, d->tag, extra, "application/sdp", sdp, (size_t)blen);
@@ -491,12 +500,48 @@ static void handle_bye(struct ctl_worker *cw, struct ctl_txn *t, const sip_msg_t
     ctl_dialog_end(cw, d);
 }
 
+/* The ACK of a 2xx that carried our offer holds the answer (RFC 3264 §4, RFC 3261
+ * §13.2.1): the media opens on it. Without a usable answer the call cannot have
+ * media and ends with a BYE. Returns false when the dialog was ended. */
+static bool take_answer(struct ctl_worker *cw, struct ctl_dialog *d, const sip_msg_t *ack)
+{
+    d->offered = 0;
+    sip_str_t body = sip_msg_body(ack);
+    char why[200] = "", scratch[4096];
+    if (body.len == 0 || !str_eq(sip_msg_content_type(ack), "application/sdp")) {
+        snprintf(why, sizeof why, "no SDP answer in the ACK");
+    } else {
+        /* read like an offer under the terms of ours (plain RTP, G.711): the streams
+         * and codecs it keeps are the ones the call uses; what it writes is unused */
+        struct sdp_answer_params p = {.address = cw->conf->media_address,
+                                      .audio_port = (uint16_t)d->media_port,
+                                      .session_id = cw->now,
+                                      .username = "confnode"};
+        struct sdp_options opt = {.srtp = SDP_SRTP_OFF};
+        struct media_ctx mc = {.cw = cw, .d = d, .status = 488};
+        if (sdp_negotiate(body.s, body.len, &p, &opt, on_plan, &mc, NULL, scratch,
+                          sizeof scratch, why, sizeof why) >= 0)
+            return true;
+    }
+    cn_log(CN_LOG_INFO, "call_end", "worker=%u reason=\"%s\" call_id=\"%.*s\"", cw->id, why,
+           (int)d->call_id_len, d->call_id);
+    ctl_uac_bye(cw, d, why);
+    ctl_dialog_end(cw, d);
+    return false;
+}
+
 static void handle_ack(struct ctl_worker *cw, const sip_msg_t *m)
 {
     struct ctl_dialog *d = ctl_dialog_find(cw, sip_msg_to_tag(m), sip_msg_call_id(m));
     if (d) {
-        if (d->invite && d->invite->state == TXN_ACCEPTED) {
-            ctl_dialog_confirm(cw, d); /* ends or shortens the INVITE transaction */
+        if (d->invite && d->invite->state == TXN_ACCEPTED && !d->invite->acked) {
+            bool offered = d->offered;
+            if (d->state == DLG_CONFIRMED) /* the ACK of a re-INVITE's 2xx */
+                ctl_txn_acked(cw, d->invite, cw->now);
+            else
+                ctl_dialog_confirm(cw, d); /* ends or shortens the INVITE transaction */
+            if (offered)
+                take_answer(cw, d, m);
             return;
         }
         if (d->state == DLG_CONFIRMED || !d->invite)

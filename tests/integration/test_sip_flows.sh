@@ -6,7 +6,12 @@
 #   uac_sdp.xml     offer PCMA+PCMU+telephone-event         -> 200 whose SDP answer picks
 #                   PCMA or PCMU on a port inside the configured media range; BYE
 #
-# over UDP and TCP. Afterwards no dialog or call is left.
+# over UDP and TCP; then, over UDP,
+#   uac_late_offer.xml  INVITE without SDP -> 200 with the node's offer; the answer in
+#                   the ACK points at sipp's RTP echo: media flows both ways (the node's
+#                   RTP in and out counters rise by at least 2 s of 50 packets/s per call)
+#   and an INVITE without SDP to a room that requires SRTP -> 488.
+# Afterwards no dialog or call is left.
 #
 #   tests/integration/test_sip_flows.sh BUILD_DIR
 # shellcheck source-path=SCRIPTDIR
@@ -18,7 +23,8 @@ it_require sipp
 scenarios=$IT_DIR/sipp
 calls=20
 IT_VMRS_EXTRA=',
-    { alias = "ring@example.test"; name = "Ringing room"; answer_delay = 3000; }'
+    { alias = "ring@example.test"; name = "Ringing room"; answer_delay = 3000; },
+    { alias = "secure@example.test"; srtp = "required"; }'
 it_alloc_node_ports
 it_write_config "$IT_TMP/node.conf"
 it_start_node "$IT_TMP/node.conf"
@@ -54,6 +60,45 @@ for transport in u1 t1; do
 $bad"
     it_log "$transport: 404, CANCEL/487 and SDP answers ok"
 done
+
+# metric NAME: NAME summed over its labelled series in /metrics
+metric() {
+    curl -fsS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics" |
+        awk -v n="$1" '$1 ~ "^" n "({|$)" { s += $2 } END { print s + 0 }'
+}
+late=3
+in0=$(metric confnode_media_rtp_in_total)
+out0=$(metric confnode_media_rtp_out_total)
+it_sipp_start late "127.0.0.1:$SIP_PORT" u1 "$late" 10 -sf "$scenarios/uac_late_offer.xml" \
+    -s meet -rtp_echo
+it_sipp_wait late
+it_sipp_expect_all late "$late"
+offers=$(grep -c 'offer port=' "$IT_TMP/late.log" || true)
+[[ "$offers" == "$late" ]] || it_fail "late offer: $offers offers logged, expected $late"
+in1=$(metric confnode_media_rtp_in_total)
+out1=$(metric confnode_media_rtp_out_total)
+it_log "late offer: RTP out $((out1 - out0)), echoed back in $((in1 - in0)) over $late calls"
+((out1 - out0 >= late * 100)) ||
+    it_fail "late offer: the node sent $((out1 - out0)) RTP packets to $late calls held 3 s"
+((in1 - in0 >= late * 100)) ||
+    it_fail "late offer: the node received $((in1 - in0)) RTP packets back from $late calls"
+
+# a room that requires SRTP cannot make a plain offer: 488 with a Warning
+cat >"$IT_TMP/late_srtp.sip" <<'EOF'
+INVITE sip:secure@example.test SIP/2.0
+Via: SIP/2.0/@TRANSPORT@ 127.0.0.1:@LPORT@;branch=@BRANCH@
+From: <sip:caller@client.example.test>;tag=@TAG@
+To: <sip:secure@example.test>
+Call-ID: @CALLID@
+CSeq: 1 INVITE
+Contact: <sip:caller@127.0.0.1:@LPORT@>
+Max-Forwards: 70
+Content-Length: 0
+
+EOF
+reply=$(it_sipsend --transport udp --port "$SIP_PORT" "$IT_TMP/late_srtp.sip" 2>&1 || true)
+[[ "$reply" =~ codes=(100,)?488\  ]] ||
+    it_fail "late offer to the SRTP room: '$reply', expected 488"
 
 it_assert_node_alive
 it_wait_status_sum dialogs 0 10

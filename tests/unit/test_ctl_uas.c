@@ -13,6 +13,7 @@
 
 #include "ctl_msg.h"
 #include "ctl_worker.h"
+#include "sdp_answer.h"
 
 #define MAX_SENT 128
 
@@ -45,6 +46,45 @@ static int rec_post(void *io, unsigned to, void *msg)
     ctl_msg_free(rec.last_post);
     rec.last_post = msg;
     return 0;
+}
+
+/* The media layer, recorded: the plans it was given and the legs still open. */
+struct media_rec {
+    unsigned opens, updates, closes;
+    struct sdp_plan last;
+};
+static struct media_rec media;
+
+static int rec_media_open(void *io, const struct ctl_media_req *req, struct sdp_plan *plan,
+                          uint32_t *leg, char *why, size_t whylen)
+{
+    (void)io;
+    (void)req;
+    (void)why;
+    (void)whylen;
+    media.last = *plan;
+    *leg = ++media.opens;
+    return CTL_MEDIA_OK;
+}
+
+static int rec_media_update(void *io, uint32_t leg, const struct ctl_media_req *req,
+                            struct sdp_plan *plan, char *why, size_t whylen)
+{
+    (void)io;
+    (void)leg;
+    (void)req;
+    (void)why;
+    (void)whylen;
+    media.last = *plan;
+    media.updates++;
+    return CTL_MEDIA_OK;
+}
+
+static void rec_media_close(void *io, uint32_t leg)
+{
+    (void)io;
+    (void)leg;
+    media.closes++;
 }
 
 static void rec_close(void *io, const cn_peer_t *peer)
@@ -100,6 +140,33 @@ static int setup_n(void **state, unsigned id, unsigned n_workers)
 }
 
 static int setup(void **state) { return setup_n(state, 0, 1); }
+
+/* One worker with a (recorded) media layer; room "secure" requires SRTP. */
+static int setup_media(void **state)
+{
+    setup_n(state, 0, 1);
+    struct fixture *f = *state;
+    ctl_worker_free(f->cw);
+    ctl_shared_free(f->sh);
+    snprintf(f->vmrs[1].alias, sizeof f->vmrs[1].alias, "secure@example.test");
+    f->vmrs[1].answer_delay_ms = 0;
+    f->vmrs[1].srtp = CTL_SRTP_REQUIRED;
+    struct ctl_listen ls = {.host = "127.0.0.1", .udp_port = 5060, .tcp_port = 5060,
+                            .tls_port = 5061};
+    char err[256];
+    f->sh = ctl_shared_create(&f->conf, &ls, 1, err, sizeof err);
+    assert_non_null(f->sh);
+    ctl_io_t io = {.send = rec_send,
+                   .post = rec_post,
+                   .close = rec_close,
+                   .media_open = rec_media_open,
+                   .media_update = rec_media_update,
+                   .media_close = rec_media_close};
+    f->cw = ctl_worker_create(f->sh, 0, &io, &f->stats);
+    assert_non_null(f->cw);
+    memset(&media, 0, sizeof media);
+    return 0;
+}
 static int setup_w0_of_2(void **state) { return setup_n(state, 0, 2); }
 
 static int teardown(void **state)
@@ -381,10 +448,21 @@ static void reinvite_is_answered_on_the_same_port(void **state)
     assert_int_equal(status_of(rec.sent[2]), 200);
     assert_non_null(strstr(rec.sent[2], "m=audio 40000 RTP/AVP 0"));
     assert_int_equal(stat(&f->stats.dialogs), 1);
+    /* over UDP its 2xx is sent again until the ACK comes (RFC 3261 §13.3.1.4) */
+    f->now += 600;
+    ctl_tick(f->cw, f->now);
+    assert_int_equal(rec.n, 4);
+    assert_int_equal(status_of(rec.sent[3]), 200);
+    n = req(m, sizeof m, "ACK", "meet", "z9hG4bK-ra2", "call-ri", 2, tag, NULL, NULL);
+    deliver(f, m, n, &f->udp);
+    f->now += 10000;
+    ctl_tick(f->cw, f->now);
+    assert_int_equal(rec.n, 4);
+    assert_int_equal(stat(&f->stats.dialogs), 1);
     /* an older CSeq is refused */
     n = req(m, sizeof m, "INVITE", "meet", "z9hG4bK-ri3", "call-ri", 1, tag, NULL, SDP_PCMU);
     deliver(f, m, n, &f->udp);
-    assert_int_equal(status_of(rec.sent[3]), 500);
+    assert_int_equal(status_of(rec.sent[4]), 500);
 }
 
 static void invite_without_sdp_gets_our_offer(void **state)
@@ -395,6 +473,85 @@ static void invite_without_sdp_gets_our_offer(void **state)
     deliver(f, m, n, &f->udp);
     assert_int_equal(status_of(rec.sent[1]), 200);
     assert_non_null(strstr(rec.sent[1], "m=audio 40000 RTP/AVP 0 8 101"));
+}
+
+/* The request line of the n-th thing sent, e.g. "BYE sip:..." */
+static bool sent_starts(size_t i, const char *prefix)
+{
+    return i < rec.n && strncmp(rec.sent[i], prefix, strlen(prefix)) == 0;
+}
+
+static void the_answer_in_the_ack_opens_the_media_of_a_call_without_an_offer(void **state)
+{
+    struct fixture *f = *state;
+    char m[4096], tag[64];
+    size_t n = req(m, sizeof m, "INVITE", "meet", "z9hG4bK-d1", "call-d", 1, NULL, NULL, NULL);
+    deliver(f, m, n, &f->udp);
+    assert_int_equal(status_of(rec.sent[1]), 200);
+    assert_non_null(strstr(rec.sent[1], "m=audio 40000 RTP/AVP 0 8 101"));
+    assert_int_equal(media.opens, 0); /* nothing to send to yet */
+    to_tag_of(rec.sent[1], tag, sizeof tag);
+
+    const char *answer = "v=0\r\no=- 7 7 IN IP4 127.0.0.9\r\ns=-\r\nc=IN IP4 127.0.0.9\r\n"
+                         "t=0 0\r\nm=audio 7000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
+    n = req(m, sizeof m, "ACK", "meet", "z9hG4bK-d2", "call-d", 1, tag, NULL, answer);
+    deliver(f, m, n, &f->udp);
+    assert_int_equal(media.opens, 1);
+    assert_string_equal(media.last.audio.remote_addr, "127.0.0.9");
+    assert_int_equal(media.last.audio.remote_port, 7000);
+    assert_int_equal(media.last.audio.codec, SDP_CODEC_PCMA);
+    assert_int_equal(media.last.audio.local_port, 40000);
+    assert_false(media.last.audio.secure);
+    assert_int_equal(stat(&f->stats.calls), 1);
+    assert_int_equal(rec.n, 2); /* no BYE */
+
+    /* a retransmitted ACK changes nothing */
+    deliver(f, m, n, &f->udp);
+    assert_int_equal(media.opens, 1);
+    assert_int_equal(media.updates, 0);
+}
+
+static void an_ack_without_a_usable_answer_ends_the_call_with_a_bye(void **state)
+{
+    struct fixture *f = *state;
+    char m[4096], tag[64];
+    /* no answer at all */
+    size_t n = req(m, sizeof m, "INVITE", "meet", "z9hG4bK-n1", "call-n", 1, NULL, NULL, NULL);
+    deliver(f, m, n, &f->udp);
+    to_tag_of(rec.sent[1], tag, sizeof tag);
+    n = req(m, sizeof m, "ACK", "meet", "z9hG4bK-n2", "call-n", 1, tag, NULL, NULL);
+    deliver(f, m, n, &f->udp);
+    assert_int_equal(rec.n, 3);
+    assert_true(sent_starts(2, "BYE sip:"));
+    assert_non_null(strstr(rec.sent[2], "no SDP answer in the ACK"));
+    assert_int_equal(media.opens, 0);
+    assert_int_equal(stat(&f->stats.calls), 0);
+    assert_int_equal(stat(&f->stats.dialogs), 0);
+
+    /* an answer with a codec we did not offer */
+    n = req(m, sizeof m, "INVITE", "meet", "z9hG4bK-n3", "call-n2", 1, NULL, NULL, NULL);
+    deliver(f, m, n, &f->udp);
+    assert_int_equal(status_of(rec.sent[4]), 200);
+    to_tag_of(rec.sent[4], tag, sizeof tag);
+    const char *g729 = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                       "t=0 0\r\nm=audio 6000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+    n = req(m, sizeof m, "ACK", "meet", "z9hG4bK-n4", "call-n2", 1, tag, NULL, g729);
+    deliver(f, m, n, &f->udp);
+    assert_int_equal(rec.n, 6);
+    assert_true(sent_starts(5, "BYE sip:"));
+    assert_int_equal(media.opens, 0);
+    assert_int_equal(stat(&f->stats.dialogs), 0);
+}
+
+static void a_room_that_requires_srtp_refuses_an_invite_without_an_offer(void **state)
+{
+    struct fixture *f = *state;
+    char m[4096];
+    size_t n = req(m, sizeof m, "INVITE", "secure", "z9hG4bK-s1", "call-s", 1, NULL, NULL, NULL);
+    deliver(f, m, n, &f->udp);
+    assert_int_equal(status_of(rec.sent[1]), 488);
+    assert_non_null(strstr(rec.sent[1], "requires SRTP"));
+    assert_int_equal(stat(&f->stats.dialogs), 0);
 }
 
 static void an_offer_we_cannot_meet_gets_488_with_a_warning(void **state)
@@ -537,6 +694,13 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(reinvite_is_answered_on_the_same_port, setup, teardown),
         cmocka_unit_test_setup_teardown(invite_without_sdp_gets_our_offer, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            the_answer_in_the_ack_opens_the_media_of_a_call_without_an_offer, setup_media,
+            teardown),
+        cmocka_unit_test_setup_teardown(an_ack_without_a_usable_answer_ends_the_call_with_a_bye,
+                                        setup_media, teardown),
+        cmocka_unit_test_setup_teardown(
+            a_room_that_requires_srtp_refuses_an_invite_without_an_offer, setup_media, teardown),
         cmocka_unit_test_setup_teardown(an_offer_we_cannot_meet_gets_488_with_a_warning, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(missing_call_id_gets_400_with_a_warning, setup, teardown),
