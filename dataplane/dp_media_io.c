@@ -1,0 +1,254 @@
+/* Ports and datagrams of a worker's media sessions: UDP sockets on the worker's
+ * epoll (or the packet I/O backend, dpk_pktio.h), recvmmsg batches in, a sendmmsg
+ * queue out. */
+#include "dp_media_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+/* ---- transmit queue: sendmmsg per run of datagrams leaving the same socket, or the
+ * packet I/O interface's own queue ---- */
+void dpm_tx_flush(struct dp_media *m)
+{
+    if (m->io) {
+        m->io->tx_flush(m->io->io);
+        return;
+    }
+    struct txq *t = &m->tx;
+    unsigned i = 0;
+    while (i < t->n) {
+        unsigned j = i + 1;
+        while (j < t->n && t->fd[j] == t->fd[i])
+            j++;
+        unsigned k = i;
+        while (k < j) {
+            int n = sendmmsg(t->fd[i], t->msgs + k, j - k, 0);
+            if (n < 0) {
+                if (errno == EINTR)
+                    continue;
+                /* EAGAIN (buffer full) or a dead peer: UDP may lose it; count it */
+                st_add(&m->st.drop_send, j - k);
+                break;
+            }
+            for (int q = 0; q < n; q++)
+                st_add(&m->st.bytes_out, t->msgs[k + (unsigned)q].msg_len);
+            k += (unsigned)n;
+        }
+        i = j;
+    }
+    t->n = 0;
+}
+
+/* A buffer for the next datagram, m->tx_cap bytes long (at most PKT_CAP); commit it with
+ * dpm_tx_commit. NULL (counted as drop_send) when the packet I/O has no buffer free. */
+uint8_t *dpm_tx_slot(struct dp_media *m)
+{
+    if (m->io) {
+        size_t cap = 0;
+        uint8_t *b = m->io->tx_slot(m->io->io, &cap);
+        if (!b || cap <= MD_SRTP_MAX_TRAILER + 64) {
+            st_add(&m->st.drop_send, 1);
+            return NULL;
+        }
+        m->tx_cap = cap < PKT_CAP ? cap : PKT_CAP;
+        return b;
+    }
+    if (m->tx.n == TX_BATCH)
+        dpm_tx_flush(m);
+    m->tx_cap = PKT_CAP;
+    return m->tx.buf[m->tx.n];
+}
+
+/* Queues the last dpm_tx_slot() buffer, sent from stream s's RTP port (or its RTCP port). */
+void dpm_tx_commit(struct dp_media *m, const struct stream *s, bool rtcp,
+                   const struct sockaddr_storage *to, socklen_t tolen, size_t len)
+{
+    if (m->io) {
+        uint16_t port = (uint16_t)(s->port + (rtcp && !s->mux));
+        if (m->io->tx_commit(m->io->io, port, to, tolen, len) == 0)
+            st_add(&m->st.bytes_out, len);
+        else
+            st_add(&m->st.drop_send, 1);
+        return;
+    }
+    int fd = rtcp && !s->mux ? s->fd[1] : s->fd[0];
+    struct txq *t = &m->tx;
+    unsigned i = t->n++;
+    t->fd[i] = fd;
+    memcpy(&t->addr[i], to, tolen);
+    t->iov[i].iov_base = t->buf[i];
+    t->iov[i].iov_len = len;
+    memset(&t->msgs[i].msg_hdr, 0, sizeof t->msgs[i].msg_hdr);
+    t->msgs[i].msg_hdr.msg_name = &t->addr[i];
+    t->msgs[i].msg_hdr.msg_namelen = tolen;
+    t->msgs[i].msg_hdr.msg_iov = &t->iov[i];
+    t->msgs[i].msg_hdr.msg_iovlen = 1;
+}
+/* ---- sockets ---- */
+static int open_socket(struct dp_media *m, const char *addr, uint16_t port, uint32_t value,
+                       bool audio, int *out, char *why, size_t whylen)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t sl;
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        sl = sizeof *s4;
+    } else if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        sl = sizeof *s6;
+    } else {
+        dpm_set_why(why, whylen, "Bad media address %s", addr);
+        return DP_MEDIA_PARAM;
+    }
+    int tos = audio ? 0xb8 : 0x88; /* DSCP EF for audio, AF41 for video */
+    if (m->io) {
+        int r = m->io->open(m->io->io, addr, port, value, (uint8_t)tos);
+        if (r == 0) {
+            *out = FD_PKTIO;
+            return DP_MEDIA_OK;
+        }
+        dpm_set_why(why, whylen, "Media port %u: %s", port,
+                    r == -EXDEV ? "not in this worker's port partition" : strerror(-r));
+        return r == -EADDRINUSE ? DP_MEDIA_PORT_IN_USE
+               : r == -EXDEV    ? DP_MEDIA_PARAM
+                                : DP_MEDIA_BUSY;
+    }
+    int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        dpm_set_why(why, whylen, "No socket for media port %u: %s", port, strerror(errno));
+        return DP_MEDIA_BUSY;
+    }
+    if (bind(fd, (struct sockaddr *)&ss, sl) != 0) {
+        int e = errno;
+        close(fd);
+        dpm_set_why(why, whylen, "Media port %u: %s", port, strerror(e));
+        return e == EADDRINUSE ? DP_MEDIA_PORT_IN_USE : DP_MEDIA_BUSY;
+    }
+    int rcv = SOCK_RCVBUF;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    if (ss.ss_family == AF_INET)
+        setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof tos);
+    else
+        setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof tos);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)m->tag << 32 | value};
+    if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        close(fd);
+        dpm_set_why(why, whylen, "epoll: %s", strerror(errno));
+        return DP_MEDIA_BUSY;
+    }
+    *out = fd;
+    return DP_MEDIA_OK;
+}
+
+/* Closes the socket or the packet I/O port of a stream (port + which). */
+static void close_fd(struct dp_media *m, int *fd, uint16_t port)
+{
+    if (*fd == FD_PKTIO) {
+        if (m->io)
+            m->io->close(m->io->io, port);
+        *fd = -1;
+    } else if (*fd >= 0) {
+        epoll_ctl(m->epfd, EPOLL_CTL_DEL, *fd, NULL);
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+int dpm_stream_sockets(struct dp_media *m, struct stream *s, uint32_t idx, int kind,
+                       const char *addr, char *why, size_t whylen)
+{
+    int rc =
+        open_socket(m, addr, s->port, idx * 4u + (uint32_t)kind, s->audio, &s->fd[0], why, whylen);
+    if (rc != DP_MEDIA_OK)
+        return rc;
+    if (!s->mux) {
+        rc = open_socket(m, addr, (uint16_t)(s->port + 1), idx * 4u + (uint32_t)kind + 1, s->audio,
+                         &s->fd[1], why, whylen);
+        if (rc != DP_MEDIA_OK) {
+            close_fd(m, &s->fd[0], s->port);
+            return rc;
+        }
+    }
+    return DP_MEDIA_OK;
+}
+
+void dpm_stream_close(struct dp_media *m, struct stream *s)
+{
+    close_fd(m, &s->fd[0], s->port);
+    close_fd(m, &s->fd[1], (uint16_t)(s->port + 1));
+    md_srtp_free(s->in);
+    md_srtp_free(s->out);
+    s->in = s->out = NULL;
+    explicit_bzero(s->offer_line, sizeof s->offer_line);
+    explicit_bzero(s->answer_line, sizeof s->answer_line);
+    s->on = false;
+}
+void dpm_sock_readable(struct dp_media *m, struct leg *l, int kind)
+{
+    struct stream *s = kind < K_VRTP ? &l->a : &l->v;
+    bool rtcp_port = kind & 1;
+    int fd = s->fd[rtcp_port];
+    if (fd < 0)
+        return;
+    struct rxq *q = &m->rx;
+    for (int round = 0; round < RX_ROUNDS; round++) {
+        for (unsigned i = 0; i < RX_BATCH; i++) {
+            q->msgs[i].msg_hdr.msg_namelen = sizeof q->addr[i];
+            q->msgs[i].msg_hdr.msg_flags = 0;
+        }
+        int n = recvmmsg(fd, q->msgs, RX_BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0)
+            break;
+        uint64_t now_ms = mono_us() / 1000u;
+        for (int i = 0; i < n; i++) {
+            size_t len = q->msgs[i].msg_len;
+            uint8_t *buf = q->buf[i];
+            st_add(&m->st.bytes_in, len);
+            if (q->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+                st_add(&m->st.drop_oversize, 1);
+                continue;
+            }
+            dpm_datagram_in(m, l, kind, buf, len, &q->addr[i], q->msgs[i].msg_hdr.msg_namelen,
+                            now_ms);
+        }
+        dpm_tx_flush(m);
+        if (n < RX_BATCH)
+            break;
+    }
+}
+
+int dp_media_set_pktio(struct dp_media *m, const struct dpk_pktio *io)
+{
+    if (!m || !io || !io->open || !io->close || !io->tx_slot || !io->tx_commit || !io->tx_flush)
+        return -1;
+    if (m->n_legs)
+        return -1; /* ports already open as sockets */
+    dpm_tx_flush(m);
+    m->io = io;
+    return 0;
+}
+
+void dp_media_input(struct dp_media *m, uint32_t value, uint8_t *buf, size_t len,
+                    const struct sockaddr_storage *from, socklen_t fromlen, uint64_t now_ms)
+{
+    uint32_t idx = value / 4u;
+    if (!m || idx >= DP_MEDIA_MAX_LEGS || !m->legs[idx])
+        return; /* closed since the port was opened */
+    st_add(&m->st.bytes_in, len);
+    if (len > RX_MAX) { /* as a socket read into an RX_MAX buffer would truncate it */
+        st_add(&m->st.drop_oversize, 1);
+        return;
+    }
+    dpm_datagram_in(m, m->legs[idx], (int)(value % 4u), buf, len, from, fromlen, now_ms);
+    dpm_tx_flush(m);
+}
