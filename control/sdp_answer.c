@@ -72,6 +72,30 @@ static __attribute__((format(printf, 2, 3))) void put(struct out *o, const char 
     o->p += n;
 }
 
+/* put() without the formatting: the answer's lines are built from these. */
+static void put_s(struct out *o, const char *str)
+{
+    size_t n = strlen(str);
+    if (!o->ok || (size_t)(o->end - o->p) <= n) {
+        o->ok = false;
+        return;
+    }
+    memcpy(o->p, str, n + 1);
+    o->p += n;
+}
+
+static void put_u(struct out *o, unsigned long long v)
+{
+    char d[24];
+    size_t i = sizeof d - 1;
+    d[i] = 0;
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put_s(o, d + i);
+}
+
 static bool is_secure_rtp(const sdp_media_t *m)
 {
     return m->m_proto == sdp_proto_srtp || (m->m_proto_name && strstr(m->m_proto_name, "SAVP"));
@@ -469,34 +493,68 @@ static const char *dir_name(const struct sdp_stream *st)
 
 static void put_stream(struct out *o, const struct sdp_stream *st, bool audio)
 {
-    put(o, "m=%s %u %s %u", audio ? "audio" : "video", (unsigned)st->local_port, proto_name(st),
-        st->pt);
-    if (st->te_pt >= 0)
-        put(o, " %d", st->te_pt);
-    put(o, "\r\na=rtpmap:%u %s\r\n", st->pt, codec_name(st->codec));
-    if (st->codec == SDP_CODEC_OPUS) /* we mix and encode at 8 kHz (docs/media.md) */
-        put(o, "a=fmtp:%u maxplaybackrate=8000;sprop-maxcapturerate=8000\r\n", st->pt);
-    if (!audio && st->fmtp[0])
-        put(o, "a=fmtp:%u %s\r\n", st->pt, st->fmtp);
+    put_s(o, audio ? "m=audio " : "m=video ");
+    put_u(o, st->local_port);
+    put_s(o, " ");
+    put_s(o, proto_name(st));
+    put_s(o, " ");
+    put_u(o, st->pt);
     if (st->te_pt >= 0) {
-        unsigned rate = st->codec == SDP_CODEC_OPUS ? 48000 : 8000;
-        put(o, "a=rtpmap:%d telephone-event/%u\r\na=fmtp:%d 0-15\r\n", st->te_pt, rate, st->te_pt);
+        put_s(o, " ");
+        put_u(o, (unsigned)st->te_pt);
     }
-    if (!audio) {
-        if (st->rtcp_fb & SDP_FB_NACK)
-            put(o, "a=rtcp-fb:%u nack\r\n", st->pt);
-        if (st->rtcp_fb & SDP_FB_PLI)
-            put(o, "a=rtcp-fb:%u nack pli\r\n", st->pt);
-        if (st->rtcp_fb & SDP_FB_FIR)
-            put(o, "a=rtcp-fb:%u ccm fir\r\n", st->pt);
+    put_s(o, "\r\na=rtpmap:");
+    put_u(o, st->pt);
+    put_s(o, " ");
+    put_s(o, codec_name(st->codec));
+    put_s(o, "\r\n");
+    if (st->codec == SDP_CODEC_OPUS) { /* we mix and encode at 8 kHz (docs/media.md) */
+        put_s(o, "a=fmtp:");
+        put_u(o, st->pt);
+        put_s(o, " maxplaybackrate=8000;sprop-maxcapturerate=8000\r\n");
     }
-    if (audio)
-        put(o, "a=ptime:%d\r\n", PTIME_MS);
+    if (!audio && st->fmtp[0]) {
+        put_s(o, "a=fmtp:");
+        put_u(o, st->pt);
+        put_s(o, " ");
+        put_s(o, st->fmtp);
+        put_s(o, "\r\n");
+    }
+    if (st->te_pt >= 0) {
+        put_s(o, "a=rtpmap:");
+        put_u(o, (unsigned)st->te_pt);
+        put_s(o, st->codec == SDP_CODEC_OPUS ? " telephone-event/48000\r\na=fmtp:"
+                                             : " telephone-event/8000\r\na=fmtp:");
+        put_u(o, (unsigned)st->te_pt);
+        put_s(o, " 0-15\r\n");
+    }
+    static const struct {
+        unsigned bit;
+        const char *text;
+    } fb[] = {
+        {SDP_FB_NACK, " nack\r\n"}, {SDP_FB_PLI, " nack pli\r\n"}, {SDP_FB_FIR, " ccm fir\r\n"}};
+    for (size_t i = 0; !audio && i < sizeof fb / sizeof fb[0]; i++) {
+        if (!(st->rtcp_fb & fb[i].bit))
+            continue;
+        put_s(o, "a=rtcp-fb:");
+        put_u(o, st->pt);
+        put_s(o, fb[i].text);
+    }
+    if (audio) {
+        put_s(o, "a=ptime:");
+        put_u(o, PTIME_MS);
+        put_s(o, "\r\n");
+    }
     if (st->rtcp_mux)
-        put(o, "a=rtcp-mux\r\n");
-    if (st->secure)
-        put(o, "a=crypto:%s\r\n", st->crypto_answer);
-    put(o, "a=%s\r\n", dir_name(st));
+        put_s(o, "a=rtcp-mux\r\n");
+    if (st->secure) {
+        put_s(o, "a=crypto:");
+        put_s(o, st->crypto_answer);
+        put_s(o, "\r\n");
+    }
+    put_s(o, "a=");
+    put_s(o, dir_name(st));
+    put_s(o, "\r\n");
 }
 
 ssize_t sdp_negotiate(const char *offer, size_t offer_len, const struct sdp_answer_params *p,
@@ -646,9 +704,21 @@ ssize_t sdp_negotiate(const char *offer, size_t offer_len, const struct sdp_answ
     }
 
     struct out o = {out, out + outlen, true};
-    put(&o, "v=0\r\no=%s %llu %llu IN %s %s\r\ns=confnode\r\nc=IN %s %s\r\nt=0 0\r\n", user,
-        (unsigned long long)p->session_id, (unsigned long long)p->session_id, ip, p->address, ip,
-        p->address);
+    put_s(&o, "v=0\r\no=");
+    put_s(&o, user);
+    put_s(&o, " ");
+    put_u(&o, (unsigned long long)p->session_id);
+    put_s(&o, " ");
+    put_u(&o, (unsigned long long)p->session_id);
+    put_s(&o, " IN ");
+    put_s(&o, ip);
+    put_s(&o, " ");
+    put_s(&o, p->address);
+    put_s(&o, "\r\ns=confnode\r\nc=IN ");
+    put_s(&o, ip);
+    put_s(&o, " ");
+    put_s(&o, p->address);
+    put_s(&o, "\r\nt=0 0\r\n");
     /* every offered m= line is answered, in order (RFC 3264 §6) */
     for (const sdp_media_t *m = sess->sdp_media; m; m = m->m_next) {
         if (m == chosen) {
