@@ -573,6 +573,7 @@ void dp_media_free(struct dp_media *m)
     for (uint32_t i = 0; i < DP_MEDIA_MAX_LEGS; i++)
         if (m->legs[i])
             leg_free(m, m->legs[i]);
+    dpm_conf_spares_free(m);
     epoll_ctl(m->epfd, EPOLL_CTL_DEL, m->tfd, NULL);
     close(m->tfd);
     free(m);

@@ -19,6 +19,9 @@
  * Outgoing datagrams are queued and written with sendmmsg, one call per run of
  * datagrams leaving the same socket. Nothing on the per-packet or per-tick path
  * allocates or takes a lock; memory is taken when a leg or a conference is opened.
+ * A closed conference keeps its memory (mixer included) on a bounded spare list of
+ * the worker, and the next conference opened there takes it, reset, instead of
+ * allocating and zeroing a new one.
  *
  * The module knows nothing of SIP or SDP text: the upper layer says what was
  * negotiated (ports, remote addresses, codecs, directions, the peer's a=crypto
@@ -104,6 +107,7 @@ struct dp_media_stats {
                                     thread was not scheduled in time) */
     _Atomic uint64_t speaker_switches, keyframe_requests, video_forwarded, feedback_forwarded;
     _Atomic uint64_t rtcp_byes, media_timeouts, latches;
+    _Atomic uint64_t conf_reuses; /* conferences opened on a closed one's mixer (no allocation) */
 };
 
 /* What a leg looks like now (tests, diagnostics). */

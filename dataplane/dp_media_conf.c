@@ -14,6 +14,24 @@ struct conf *dpm_conf_find(struct dp_media *m, uint64_t key)
     return NULL;
 }
 
+/* Puts a conference in its just-opened state for key, with a mixer set for `speakers`
+ * (c->mx kept). Returns MD_OK or the mixer's MD_ERR_PARAM. */
+static md_status_t conf_init(struct conf *c, uint64_t key, unsigned speakers)
+{
+    struct md_mixer_cfg cfg = {.n_speakers = speakers};
+    md_status_t st = c->mx ? md_mixer_reset(c->mx, &cfg) : md_mixer_create(&c->mx, &cfg);
+    if (st != MD_OK)
+        return st;
+    struct md_mixer *mx = c->mx;
+    memset(c, 0, sizeof *c);
+    c->mx = mx;
+    c->key = key;
+    md_vswitch_init(&c->vs, 0);
+    for (int i = 0; i < MD_MIX_MAX_PARTIES; i++)
+        c->mix_to_slot[i] = -1;
+    return MD_OK;
+}
+
 struct conf *dpm_conf_open(struct dp_media *m, uint64_t key, unsigned speakers, char *why,
                            size_t whylen)
 {
@@ -21,31 +39,52 @@ struct conf *dpm_conf_open(struct dp_media *m, uint64_t key, unsigned speakers, 
         dpm_set_why(why, whylen, "Too many conferences on worker %u", m->worker);
         return NULL;
     }
-    struct conf *c = calloc(1, sizeof *c);
-    struct md_mixer_cfg cfg = {.n_speakers = speakers};
-    if (!c || md_mixer_create(&c->mx, &cfg) != MD_OK) {
-        free(c);
-        dpm_set_why(why, whylen, "Out of memory for a conference");
-        return NULL;
+    struct conf *c;
+    if (m->n_conf_spare) { /* the most recently closed: its memory is the warmest */
+        c = m->conf_spare[m->n_conf_spare - 1];
+        if (conf_init(c, key, speakers) != MD_OK) {
+            dpm_set_why(why, whylen, "Out of memory for a conference");
+            return NULL;
+        }
+        m->n_conf_spare--;
+        st_add(&m->st.conf_reuses, 1);
+    } else {
+        c = calloc(1, sizeof *c);
+        if (!c || conf_init(c, key, speakers) != MD_OK) {
+            free(c);
+            dpm_set_why(why, whylen, "Out of memory for a conference");
+            return NULL;
+        }
     }
-    c->key = key;
-    md_vswitch_init(&c->vs, 0);
-    for (int i = 0; i < MD_MIX_MAX_PARTIES; i++)
-        c->mix_to_slot[i] = -1;
     c->list_pos = m->n_confs;
     m->conf_list[m->n_confs++] = c;
     st_add(&m->st.conferences, 1);
     return c;
 }
 
+/* A conference without legs: kept with its mixer for the next one while there are
+ * fewer than CONF_SPARE spare, freed otherwise. */
 static void conf_close(struct dp_media *m, struct conf *c)
 {
     struct conf *last = m->conf_list[--m->n_confs];
     m->conf_list[c->list_pos] = last;
     last->list_pos = c->list_pos;
+    st_sub(&m->st.conferences, 1);
+    if (m->n_conf_spare < CONF_SPARE) {
+        m->conf_spare[m->n_conf_spare++] = c;
+        return;
+    }
     md_mixer_free(c->mx);
     free(c);
-    st_sub(&m->st.conferences, 1);
+}
+
+void dpm_conf_spares_free(struct dp_media *m)
+{
+    while (m->n_conf_spare) {
+        struct conf *c = m->conf_spare[--m->n_conf_spare];
+        md_mixer_free(c->mx);
+        free(c);
+    }
 }
 
 /* Takes the leg out of its conference (and the conference away with its last leg). */

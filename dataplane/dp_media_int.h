@@ -39,6 +39,7 @@
 #define HOUSEKEEP_MS 100
 #define BYE_GRACE_MS 2000 /* after an RTCP BYE, silence this long ends the leg */
 #define CONF_LEGS MD_MIX_MAX_PARTIES
+#define CONF_SPARE 32 /* closed conferences kept, with their mixers, for the next ones */
 #define MAX_EVENTS 64 /* timeouts reported per housekeeping pass */
 #define FEEDBACK_MAX_NACK 16
 #define TICK_US (MD_FRAME_MS * 1000u)
@@ -144,6 +145,8 @@ struct dp_media {
     unsigned n_legs;
     struct conf *conf_list[DP_MEDIA_MAX_CONFS];
     unsigned n_confs;
+    struct conf *conf_spare[CONF_SPARE]; /* closed, mixer kept: reused by dpm_conf_open */
+    unsigned n_conf_spare;
     char cname[32];
     struct dp_media_stats st;
     const struct dpk_pktio *io; /* NULL: sockets (recvmmsg/sendmmsg) */
@@ -212,9 +215,12 @@ void dpm_keyframe_request(struct dp_media *m, struct leg *src, md_kf_req_type_t 
 
 /* dp_media_conf.c */
 struct conf *dpm_conf_find(struct dp_media *m, uint64_t key);
-/* A new conference (NULL with a reason in why when the worker has no room). */
+/* A new conference, on a spare one when there is one (NULL with a reason in why when
+ * the worker has no room). */
 struct conf *dpm_conf_open(struct dp_media *m, uint64_t key, unsigned speakers, char *why,
                            size_t whylen);
+/* Frees the spare conferences (at shutdown). */
+void dpm_conf_spares_free(struct dp_media *m);
 /* Takes the leg out of its conference (and the conference away with its last leg). */
 void dpm_conf_leave(struct dp_media *m, struct leg *l);
 /* Forwards video packet pkt from leg l to the receivers that see it. */

@@ -1,12 +1,17 @@
 /* Conference mixer. See md_mixer.h for the tick pipeline. */
 #include "md_mixer.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define TICK_US (MD_FRAME_MS * 1000u)
 
+/* A participant slot. The state before `jb` is zero whenever the slot is unused (it
+ * is cleared when the participant leaves); the buffers from `jb` on are initialised
+ * by md_mixer_add (jb) or written before they are read (pcm, own_out), so a slot
+ * that held a participant is as good as a fresh one without zeroing its 3 kB. */
 struct party {
     bool used;
     bool has_frame; /* a decoded or concealed frame this tick */
@@ -18,7 +23,7 @@ struct party {
     uint32_t level;     /* smoothed energy */
     const uint8_t *out; /* this tick's payload for it as a listener */
     int out_len;
-    struct md_jbuf jb;
+    struct md_jbuf jb; /* from here on: buffers, see above */
     int16_t pcm[MD_FRAME_SAMPLES];
     uint8_t own_out[MD_OPUS_MAX_PACKET];
 };
@@ -35,6 +40,7 @@ struct md_mixer {
     unsigned n_codec[MD_CODEC_COUNT];          /* participants per codec */
     struct md_enc *shared_enc[MD_CODEC_COUNT]; /* full mix, one per codec */
     int shared_len[MD_CODEC_COUNT];            /* -1: not encoded this tick */
+    /* from here on: buffers written every tick before they are read, and the slots */
     uint8_t shared_out[MD_CODEC_COUNT][MD_OPUS_MAX_PACKET];
     int32_t sum[MD_FRAME_SAMPLES];
     int16_t mix[MD_FRAME_SAMPLES];
@@ -48,10 +54,10 @@ static uint64_t mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-md_status_t md_mixer_create(struct md_mixer **out, const struct md_mixer_cfg *cfg)
+/* cfg with its defaults filled in; MD_ERR_PARAM when out of range. */
+static md_status_t cfg_resolve(const struct md_mixer_cfg *cfg, struct md_mixer_cfg *out)
 {
     struct md_mixer_cfg c = {0};
-    *out = NULL;
     if (cfg != NULL)
         c = *cfg;
     if (c.n_speakers == 0)
@@ -68,6 +74,16 @@ md_status_t md_mixer_create(struct md_mixer **out, const struct md_mixer_cfg *cf
         c.jb_depth = MD_JB_DEFAULT_DEPTH;
     if (c.n_speakers > MD_MIX_MAX_SPEAKERS || c.jb_depth >= MD_JB_SLOTS || c.margin_pct > 10000)
         return MD_ERR_PARAM;
+    *out = c;
+    return MD_OK;
+}
+
+md_status_t md_mixer_create(struct md_mixer **out, const struct md_mixer_cfg *cfg)
+{
+    struct md_mixer_cfg c;
+    *out = NULL;
+    if (cfg_resolve(cfg, &c) != MD_OK)
+        return MD_ERR_PARAM;
     struct md_mixer *mx = calloc(1, sizeof *mx);
     if (mx == NULL)
         return MD_ERR_NOMEM;
@@ -78,6 +94,8 @@ md_status_t md_mixer_create(struct md_mixer **out, const struct md_mixer_cfg *cf
     return MD_OK;
 }
 
+/* Frees the participant's codecs (and the shared encoder of its codec with its last
+ * user) and zeroes the slot's state; its buffers are left as they are. */
 static void party_clear(struct md_mixer *mx, struct party *p)
 {
     md_dec_free(p->dec);
@@ -89,17 +107,40 @@ static void party_clear(struct md_mixer *mx, struct party *p)
             mx->shared_enc[p->codec] = NULL;
         }
     }
-    memset(p, 0, sizeof *p);
+    memset(p, 0, offsetof(struct party, jb));
+}
+
+/* Removes every participant and frees the shared encoders. */
+static void clear_parties(struct md_mixer *mx)
+{
+    for (unsigned i = 0; i < MD_MIX_MAX_PARTIES; i++)
+        if (mx->p[i].used)
+            party_clear(mx, &mx->p[i]);
+    for (unsigned c = 0; c < MD_CODEC_COUNT; c++) {
+        md_enc_free(mx->shared_enc[c]);
+        mx->shared_enc[c] = NULL;
+    }
+}
+
+md_status_t md_mixer_reset(struct md_mixer *mx, const struct md_mixer_cfg *cfg)
+{
+    struct md_mixer_cfg c;
+    if (cfg_resolve(cfg, &c) != MD_OK)
+        return MD_ERR_PARAM;
+    clear_parties(mx);
+    /* the state before the buffers: statistics, schedule, selection, codec counts */
+    memset(mx, 0, offsetof(struct md_mixer, shared_out));
+    mx->cfg = c;
+    mx->dominant = -1;
+    mx->pending = -1;
+    return MD_OK;
 }
 
 void md_mixer_free(struct md_mixer *mx)
 {
     if (mx == NULL)
         return;
-    for (unsigned i = 0; i < MD_MIX_MAX_PARTIES; i++)
-        party_clear(mx, &mx->p[i]);
-    for (unsigned c = 0; c < MD_CODEC_COUNT; c++)
-        md_enc_free(mx->shared_enc[c]);
+    clear_parties(mx);
     free(mx);
 }
 

@@ -14,7 +14,8 @@
  * Then md_mixer_output() gives each listener its payload for this tick.
  *
  * Ownership: a mixer and everything in it belongs to the worker that hosts the
- * conference. Memory is allocated in create/add only; push and tick never allocate. */
+ * conference. Memory is allocated in create/add only; push and tick never allocate.
+ * A mixer can be reset (md_mixer_reset) and used for another conference. */
 #ifndef MD_MIXER_H
 #define MD_MIXER_H
 
@@ -58,7 +59,14 @@ struct md_mixer;
 /* cfg may be NULL (defaults); zero fields take their defaults.
  * Returns MD_OK, MD_ERR_PARAM or MD_ERR_NOMEM. */
 md_status_t md_mixer_create(struct md_mixer **out, const struct md_mixer_cfg *cfg);
+/* Accepts NULL. */
 void md_mixer_free(struct md_mixer *mx);
+/* Returns a mixer to the state md_mixer_create(cfg) gives, for the next conference:
+ * every participant is removed, the statistics, schedule (next_due 0), dominant
+ * speaker and shared encoders start afresh. The participant slots' buffers are not
+ * zeroed (a slot's buffers are always written before they are read). Returns MD_OK,
+ * or MD_ERR_PARAM (cfg out of range: the mixer is unchanged). */
+md_status_t md_mixer_reset(struct md_mixer *mx, const struct md_mixer_cfg *cfg);
 
 /* Adds a participant that sends and receives `codec` (Opus at opus_bitrate bit/s, 0 for
  * the default). Returns its id (>= 0), MD_ERR_FULL, MD_ERR_PARAM, MD_ERR_NOMEM or

@@ -23,6 +23,8 @@ struct fx {
     uint32_t leg[3];
     int events;
     void *last_owner;
+    uint64_t conf_key; /* of the legs open_leg opens; 0 = 42 */
+    unsigned speakers; /* their conference's loudest N (0 = default) */
 };
 
 static void on_event(void *ctx, void *owner, dp_media_event_t ev, uint64_t now)
@@ -102,8 +104,11 @@ static void open_leg(struct fx *f, int i, dp_media_codec_t codec, uint8_t pt, bo
                      uint32_t timeout_ms)
 {
     struct peer *p = &f->p[i];
-    struct dp_media_leg_params lp = {
-        .conf_key = 42, .timeout_ms = timeout_ms, .local_address = "127.0.0.1", .owner = p};
+    struct dp_media_leg_params lp = {.conf_key = f->conf_key ? f->conf_key : 42,
+                                     .speakers = f->speakers,
+                                     .timeout_ms = timeout_ms,
+                                     .local_address = "127.0.0.1",
+                                     .owner = p};
     struct dp_media_stream_params *a = &lp.audio, *v = &lp.video;
     a->enabled = true;
     a->local_port = free_pair();
@@ -416,6 +421,75 @@ static void a_taken_port_is_reported_as_such(void **state)
     close(s);
 }
 
+static void a_conference_opened_after_another_closed_carries_nothing_over(void **state)
+{
+    struct fx *f = *state;
+    const struct dp_media_stats *st = dp_media_stats(f->m);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(
+            peer_init(&f->p[i], (uint8_t)i, MD_CODEC_PCMU, 0, 500 + 300 * i, false, true), 0);
+    open_leg(f, 0, DP_CODEC_PCMU, 0, true, 0);
+    open_leg(f, 1, DP_CODEC_PCMU, 0, true, 0);
+    f->p[1].amp = 0;
+    talk(f, 2, 60, true);
+    struct dp_media_leg_info info;
+    assert_int_equal(dp_media_leg_info(f->m, f->leg[1], &info), 0);
+    assert_true(info.dominant_slot >= 0); /* the first room has a speaker and video */
+    uint64_t switches = atomic_load(&st->speaker_switches);
+    assert_true(switches >= 1);
+    /* its last packets are still in the mixer's jitter buffers when it closes */
+    peer_send_audio(&f->p[0], false);
+    peer_send_audio(&f->p[0], false);
+    pump(f, 5);
+    dp_media_leg_close(f->m, f->leg[0]);
+    dp_media_leg_close(f->m, f->leg[1]);
+    assert_int_equal(atomic_load(&st->conferences), 0);
+    assert_int_equal(atomic_load(&st->conf_reuses), 0);
+    peer_free(&f->p[0]);
+    peer_free(&f->p[1]);
+
+    /* another room: it opens on the closed one's memory, and starts empty */
+    f->conf_key = 43;
+    f->speakers = 1;
+    assert_int_equal(peer_init(&f->p[0], 0, MD_CODEC_PCMU, 0, 1100, false, true), 0);
+    open_leg(f, 0, DP_CODEC_PCMU, 0, true, 0);
+    assert_int_equal(atomic_load(&st->conf_reuses), 1);
+    assert_int_equal(atomic_load(&st->conferences), 1);
+    assert_int_equal(dp_media_leg_info(f->m, f->leg[0], &info), 0);
+    assert_int_equal(info.mixer_id, 0);
+    assert_int_equal(info.video_slot, 0);
+    assert_int_equal(info.dominant_slot, -1);
+    assert_int_equal(info.audio_in + info.audio_out + info.video_in + info.video_out, 0);
+    /* alone in it, it hears silence: nothing of the first room's speaker */
+    f->p[0].amp = 0;
+    talk(f, 1, 60, false);
+    assert_true(f->p[0].rx_audio > 40);
+    assert_true(tone_share(&f->p[0], 500) < 0.001);
+    for (size_t i = 0; i < f->p[0].n_pcm; i++)
+        assert_int_equal(f->p[0].pcm[i], 0);
+    assert_int_equal(f->p[0].n_vrx, 0);
+    assert_int_equal(atomic_load(&st->speaker_switches), switches);
+    /* two more join; it speaks loudest and becomes the room's speaker from scratch
+     * (no hysteresis against the first room's), and only it is mixed: this room
+     * mixes the loudest one, the first mixed three */
+    assert_int_equal(peer_init(&f->p[1], 1, MD_CODEC_PCMU, 0, 1400, false, true), 0);
+    assert_int_equal(peer_init(&f->p[2], 2, MD_CODEC_PCMU, 0, 1700, false, true), 0);
+    open_leg(f, 1, DP_CODEC_PCMU, 0, true, 0);
+    open_leg(f, 2, DP_CODEC_PCMU, 0, true, 0);
+    assert_int_equal(atomic_load(&st->conferences), 1);
+    f->p[0].amp = 8000;
+    f->p[1].amp = 4000;
+    f->p[2].amp = 0;
+    talk(f, 3, 100, true);
+    assert_int_equal(dp_media_leg_info(f->m, f->leg[0], &info), 0);
+    assert_int_equal(info.dominant_slot, info.video_slot);
+    assert_int_equal(atomic_load(&st->speaker_switches), switches + 1);
+    assert_true(tone_share(&f->p[2], 1100) > 0.2);
+    assert_true(tone_share(&f->p[2], 1400) < 0.02);
+    assert_true(tone_share(&f->p[1], 1100) > 0.2);
+    assert_true(tone_share(&f->p[1], 1400) < 0.02);
+}
+
 int main(void)
 {
     srand((unsigned)getpid());
@@ -436,6 +510,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(an_offer_without_a_usable_key_is_refused_and_leaves_nothing,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(a_taken_port_is_reported_as_such, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            a_conference_opened_after_another_closed_carries_nothing_over, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

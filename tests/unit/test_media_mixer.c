@@ -1,6 +1,6 @@
 /* Conference mixer: N-1 mixes, loudest-N selection, shared encodings, dominant
- * speaker hysteresis, tick accounting. Participants send sine tones; listeners'
- * outputs are decoded and analysed with the Goertzel algorithm. */
+ * speaker hysteresis, tick accounting, reset for another conference. Participants send sine tones;
+ * listeners' outputs are decoded and analysed with the Goertzel algorithm. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -255,6 +255,125 @@ static void mixer_refuses_more_participants_than_it_holds(void **state)
     assert_int_equal(md_mixer_create(&mx, &bad), MD_ERR_PARAM);
 }
 
+/* What a mixer produced for a script: every output of every tick, the dominant
+ * speaker and the changes, the levels, the schedule and the statistics. */
+struct transcript {
+    uint8_t out[4096 * 8];
+    size_t len;
+    int changes, dominant[60];
+    uint32_t level[4];
+    uint64_t next_due;
+    struct md_mixer_stats st;
+    struct md_jb_stats jb[4];
+};
+
+static void note(struct transcript *t, const void *p, size_t n)
+{
+    assert_true(t->len + n <= sizeof t->out);
+    memcpy(t->out + t->len, p, n);
+    t->len += n;
+}
+
+/* Four participants (PCMU, PCMA and two Opus: shared and own encoders) send tones at
+ * their own levels for 60 ticks, with a lost packet, a reordered pair and a late tick. */
+static void run_script(struct md_mixer *mx, struct transcript *t)
+{
+    const md_codec_id_t codec[4] = {MD_CODEC_PCMU, MD_CODEC_PCMA, MD_CODEC_OPUS, MD_CODEC_OPUS};
+    const double freq[4] = {400, 700, 1100, 1500}, amp[4] = {9000, 3000, 6000, 100};
+    struct md_enc *enc[4];
+    int id[4];
+    memset(t, 0, sizeof *t);
+    for (int i = 0; i < 4; i++) {
+        id[i] = md_mixer_add(mx, codec[i], 24000);
+        assert_int_equal(id[i], i); /* the slots are handed out as by a new mixer */
+        assert_int_equal(md_enc_create(&enc[i], codec[i], 24000), MD_OK);
+    }
+    uint8_t pay[4][2][MD_OPUS_MAX_PACKET];
+    int plen[4][2] = {{0}};
+    uint64_t now = 5000000;
+    for (int tick = 0; tick < 60; tick++) {
+        for (int i = 0; i < 4; i++) {
+            int16_t pcm[MD_FRAME_SAMPLES];
+            double a = tick > 30 && i == 1 ? 12000 : amp[i]; /* 1 becomes the loudest */
+            for (unsigned k = 0; k < MD_FRAME_SAMPLES; k++)
+                pcm[k] =
+                    (int16_t)lrint(a * sin(2.0 * M_PI * freq[i] *
+                                           (double)(tick * MD_FRAME_SAMPLES + k) / MD_MIX_RATE));
+            uint8_t *b = pay[i][tick & 1];
+            plen[i][tick & 1] = md_enc_frame(enc[i], pcm, b, MD_OPUS_MAX_PACKET);
+            assert_true(plen[i][tick & 1] > 0);
+            uint16_t seq = (uint16_t)(100 * i + tick);
+            if (i == 2 && tick == 20)
+                continue; /* lost */
+            if (i == 3 && tick == 10)
+                continue; /* sent after the next one */
+            md_mixer_push(mx, id[i], seq, seq * 160u, b, (size_t)plen[i][tick & 1]);
+            if (i == 3 && tick == 11)
+                md_mixer_push(mx, id[i], (uint16_t)(seq - 1), (seq - 1) * 160u,
+                              pay[i][(tick - 1) & 1], (size_t)plen[i][(tick - 1) & 1]);
+        }
+        now += tick == 40 ? 35000 : 20000; /* one tick 15 ms late */
+        t->changes += md_mixer_tick(mx, now);
+        t->dominant[tick] = md_mixer_dominant(mx);
+        for (int i = 0; i < 4; i++) {
+            const uint8_t *o;
+            int n = md_mixer_output(mx, id[i], &o);
+            note(t, &n, sizeof n);
+            if (n > 0)
+                note(t, o, (size_t)n);
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        t->level[i] = md_mixer_level(mx, id[i]);
+        t->jb[i] = *md_mixer_jb_stats(mx, id[i]);
+        md_enc_free(enc[i]);
+    }
+    t->next_due = md_mixer_next_due(mx);
+    t->st = *md_mixer_stats(mx);
+    t->st.overrun_slow = 0; /* wall-clock time the tick took: not the mixer's output */
+}
+
+static void a_mixer_reset_after_a_conference_mixes_like_a_new_one(void **state)
+{
+    (void)state;
+    static struct transcript first, reused, fresh;
+    struct md_mixer_cfg cfg = {.n_speakers = 2, .switch_ticks = 5};
+    struct md_mixer *used, *created;
+    assert_int_equal(md_mixer_create(&used, NULL), MD_OK);
+    run_script(used, &first);
+    /* the first conference leaves state behind: a speaker, levels, statistics, one
+     * participant removed and three still in */
+    assert_true(first.changes > 0 && first.dominant[59] >= 0);
+    assert_true(first.st.concealed > 0 && first.st.overrun_late > 0);
+    md_mixer_remove(used, 1);
+
+    struct md_mixer_cfg bad = {.n_speakers = MD_MIX_MAX_SPEAKERS + 1};
+    assert_int_equal(md_mixer_reset(used, &bad), MD_ERR_PARAM);
+    assert_int_equal(md_mixer_dominant(used), first.dominant[59]); /* unchanged */
+    assert_int_equal(md_mixer_reset(used, &cfg), MD_OK);
+    assert_int_equal(md_mixer_dominant(used), -1);
+    assert_true(md_mixer_next_due(used) == 0);
+    assert_int_equal(md_mixer_stats(used)->ticks, 0);
+    assert_null(md_mixer_jb_stats(used, 0));
+    const uint8_t *o;
+    assert_int_equal(md_mixer_output(used, 0, &o), 0);
+
+    assert_int_equal(md_mixer_create(&created, &cfg), MD_OK);
+    run_script(used, &reused);
+    run_script(created, &fresh);
+    assert_true(fresh.len > 60 * 4 * sizeof(int) && fresh.changes > 0);
+    assert_int_equal(reused.len, fresh.len);
+    assert_memory_equal(reused.out, fresh.out, fresh.len);
+    assert_memory_equal(reused.dominant, fresh.dominant, sizeof fresh.dominant);
+    assert_int_equal(reused.changes, fresh.changes);
+    assert_memory_equal(reused.level, fresh.level, sizeof fresh.level);
+    assert_true(reused.next_due == fresh.next_due);
+    assert_memory_equal(&reused.st, &fresh.st, sizeof fresh.st);
+    assert_memory_equal(reused.jb, fresh.jb, sizeof fresh.jb);
+    md_mixer_free(used);
+    md_mixer_free(created);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -263,6 +382,7 @@ int main(void)
         cmocka_unit_test(dominant_speaker_changes_only_after_the_hysteresis),
         cmocka_unit_test(late_ticks_count_as_overruns_and_the_schedule_rebases),
         cmocka_unit_test(mixer_refuses_more_participants_than_it_holds),
+        cmocka_unit_test(a_mixer_reset_after_a_conference_mixes_like_a_new_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
