@@ -159,11 +159,12 @@ static int crypto_prepare(const struct dp_media_stream_params *sp, const struct 
 }
 
 /* ---- legs ---- */
-static void leg_free(struct dp_media *m, struct leg *l)
+/* keep: its sockets may serve a later leg (see dpm_stream_close). */
+static void leg_free(struct dp_media *m, struct leg *l, bool keep)
 {
     dpm_conf_leave(m, l);
-    dpm_stream_close(m, &l->a);
-    dpm_stream_close(m, &l->v);
+    dpm_stream_close(m, &l->a, keep);
+    dpm_stream_close(m, &l->v, keep);
     uint32_t idx = l->id & 0xffff;
     if (m->legs[idx] == l) {
         m->legs[idx] = NULL;
@@ -215,6 +216,7 @@ static void stream_init_fresh(struct stream *s, const struct dp_media_stream_par
 {
     memset(s, 0, sizeof *s);
     s->fd[0] = s->fd[1] = -1;
+    s->sk[0] = s->sk[1] = -1;
     s->port = sp->local_port;
     s->mux = sp->rtcp_mux;
     stream_take(s, sp, audio);
@@ -264,6 +266,7 @@ int dp_media_leg_open(struct dp_media *m, struct dp_media_leg_params *p, uint32_
     l->last_rx_ms = now_ms;
     stream_init_fresh(&l->a, &p->audio, true, now_ms);
     l->v.fd[0] = l->v.fd[1] = -1;
+    l->v.sk[0] = l->v.sk[1] = -1;
     m->legs[idx] = l;
     m->n_legs++;
     st_add(&m->st.legs, 1);
@@ -318,7 +321,7 @@ int dp_media_leg_open(struct dp_media *m, struct dp_media_leg_params *p, uint32_
     timer_rearm(m, mono_us());
     return DP_MEDIA_OK;
 fail:
-    leg_free(m, l);
+    leg_free(m, l, false);
     timer_rearm(m, mono_us());
     return rc;
 }
@@ -368,7 +371,7 @@ int dp_media_leg_update(struct dp_media *m, uint32_t id, struct dp_media_leg_par
             dpm_set_why(why, whylen, "Mixer: %s", md_status_str(new_mix));
             rc = DP_MEDIA_BUSY;
             if (new_video)
-                dpm_stream_close(m, &nv);
+                dpm_stream_close(m, &nv, false);
             goto fail;
         }
     }
@@ -396,7 +399,7 @@ int dp_media_leg_update(struct dp_media *m, uint32_t id, struct dp_media_leg_par
     }
     if (!p->video.enabled && l->v.on) {
         md_vswitch_remove(&c->vs, l->slot);
-        dpm_stream_close(m, &l->v);
+        dpm_stream_close(m, &l->v, true);
     } else if (new_video) {
         l->v = nv;
         l->v.in = vin;
@@ -447,7 +450,7 @@ void dp_media_leg_close(struct dp_media *m, uint32_t id)
     struct leg *l = leg_get(m, id);
     if (!l)
         return;
-    leg_free(m, l);
+    leg_free(m, l, true);
     timer_rearm(m, mono_us());
 }
 
@@ -528,10 +531,8 @@ void dp_media_event(struct dp_media *m, uint32_t value, uint32_t events)
         on_timer(m);
         return;
     }
-    uint32_t idx = value / 4u;
-    if (idx >= DP_MEDIA_MAX_LEGS || !m->legs[idx])
-        return; /* closed earlier in this epoll batch */
-    dpm_sock_readable(m, m->legs[idx], (int)(value % 4u));
+    if (value & SOCK_VALUE)
+        dpm_sock_event(m, value & ~SOCK_VALUE);
 }
 
 /* ---- lifecycle ---- */
@@ -544,6 +545,9 @@ struct dp_media *dp_media_create(unsigned worker, int epfd, uint32_t ev_tag)
     m->epfd = epfd;
     m->tag = ev_tag;
     snprintf(m->cname, sizeof m->cname, "confnode-w%u", worker);
+    m->sk_free = m->idle_head = m->idle_tail = SOCK_NONE;
+    m->idle_max = SOCK_IDLE_MAX;
+    m->rest_ms = SOCK_REST_MS;
     m->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)ev_tag << 32 | TIMER_VALUE};
     if (m->tfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, m->tfd, &ev) != 0) {
@@ -572,8 +576,9 @@ void dp_media_free(struct dp_media *m)
     dpm_tx_flush(m);
     for (uint32_t i = 0; i < DP_MEDIA_MAX_LEGS; i++)
         if (m->legs[i])
-            leg_free(m, m->legs[i]);
+            leg_free(m, m->legs[i], false);
     dpm_conf_spares_free(m);
+    dpm_sockets_free(m);
     epoll_ctl(m->epfd, EPOLL_CTL_DEL, m->tfd, NULL);
     close(m->tfd);
     free(m);

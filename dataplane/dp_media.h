@@ -21,7 +21,8 @@
  * allocates or takes a lock; memory is taken when a leg or a conference is opened.
  * A closed conference keeps its memory (mixer included) on a bounded spare list of
  * the worker, and the next conference opened there takes it, reset, instead of
- * allocating and zeroing a new one.
+ * allocating and zeroing a new one. Likewise a closed leg's sockets stay bound, idle, for a later
+ * leg on the same port once the port has rested (dp_media_set_port_pool).
  *
  * The module knows nothing of SIP or SDP text: the upper layer says what was
  * negotiated (ports, remote addresses, codecs, directions, the peer's a=crypto
@@ -108,6 +109,9 @@ struct dp_media_stats {
     _Atomic uint64_t speaker_switches, keyframe_requests, video_forwarded, feedback_forwarded;
     _Atomic uint64_t rtcp_byes, media_timeouts, latches;
     _Atomic uint64_t conf_reuses; /* conferences opened on a closed one's mixer (no allocation) */
+    _Atomic uint64_t port_binds;  /* media sockets created and bound */
+    _Atomic uint64_t port_reuses; /* legs' ports served by an idle socket instead */
+    _Atomic uint64_t port_idle_drops; /* datagrams that reached an idle socket (dropped) */
 };
 
 /* What a leg looks like now (tests, diagnostics). */
@@ -152,6 +156,20 @@ int dp_media_leg_update(struct dp_media *m, uint32_t leg, struct dp_media_leg_pa
 /* Closes the leg's sockets and leaves its conference (closed with its last leg).
  * An unknown or stale id is ignored. */
 void dp_media_leg_close(struct dp_media *m, uint32_t leg);
+
+/* The media socket pool (sockets backend). A closed leg's sockets stay bound and
+ * registered, idle, up to max_idle per worker (the oldest is closed to make room; 0:
+ * closed at once, as without a pool). A leg opened on the port of an idle socket gets
+ * that socket, emptied of what reached it meanwhile, if its leg closed at least
+ * rest_ms ago; otherwise the idle socket is closed and a new one bound, so datagrams
+ * late for the previous call are not taken for the new one's. Defaults: 64 sockets,
+ * 2000 ms. */
+void dp_media_set_port_pool(struct dp_media *m, unsigned max_idle, uint32_t rest_ms);
+
+/* For a port allocator: the even port of the socket idle longest, if its rest is over
+ * (0 when none). A leg opened on it now reuses that socket (no socket, bind or epoll
+ * set-up). The port is only a suggestion: the allocator decides whether it is free. */
+uint16_t dp_media_rested_port(const struct dp_media *m);
 
 /* An epoll event whose tag was ev_tag: `value` and `events` as registered/reported. */
 void dp_media_event(struct dp_media *m, uint32_t value, uint32_t events);

@@ -50,6 +50,24 @@ _Static_assert(MD_MIX_MAX_PARTIES == MD_VSW_MAX, "one slot space for mixer and s
 /* A port opened through the packet I/O interface (dpk_pktio.h) rather than a socket. */
 #define FD_PKTIO (-2)
 
+/* Media sockets (dp_media_io.c): epoll value SOCK_VALUE | entry in dp_media.sk. */
+#define SOCK_VALUE 0x80000000u
+#define SOCK_NONE 0xffffffffu
+#define SOCK_IDLE_MAX 64   /* default: idle sockets kept per worker */
+#define SOCK_REST_MS 2000u /* default: how long an idle socket's port rests before reuse */
+
+struct msock {
+    int fd; /* -1: a free entry (then `next` links the free entries) */
+    uint16_t port;
+    uint8_t tos;
+    uint8_t family;
+    uint8_t addr[16]; /* the address bound (4 bytes for AF_INET) */
+    bool idle;        /* no leg: in the idle FIFO */
+    uint32_t user;    /* leg index * 4 + kind (K_*) while a leg has it */
+    uint32_t prev, next;
+    uint64_t idle_ms; /* idle since */
+};
+
 /* Socket kinds of a leg: epoll value = leg index * 4 + kind. */
 enum { K_ARTP = 0, K_ARTCP = 1, K_VRTP = 2, K_VRTCP = 3 };
 
@@ -73,7 +91,8 @@ struct stream {
     int te_pt;
     int opus_bitrate;
     uint16_t port;
-    int fd[2]; /* RTP, RTCP (-1 with rtcp-mux; FD_PKTIO when open through m->io) */
+    int fd[2];     /* RTP, RTCP (-1 with rtcp-mux; FD_PKTIO when open through m->io) */
+    int32_t sk[2]; /* their entries in dp_media.sk (sockets only) */
     struct sockaddr_storage rem, rem_rtcp;
     socklen_t rem_len;
     struct md_srtp *in, *out;
@@ -149,6 +168,10 @@ struct dp_media {
     unsigned n_conf_spare;
     char cname[32];
     struct dp_media_stats st;
+    struct msock *sk; /* every media socket of the worker, in use or idle */
+    uint32_t sk_cap, sk_free;
+    uint32_t idle_head, idle_tail, n_idle; /* idle sockets, oldest first */
+    uint32_t idle_max, rest_ms;
     const struct dpk_pktio *io; /* NULL: sockets (recvmmsg/sendmmsg) */
     size_t tx_cap;              /* bytes in the last tx_slot() buffer */
     struct rxq rx;
@@ -197,8 +220,13 @@ static inline size_t dpm_tx_room(const struct dp_media *m)
 /* dp_media_io.c: the ports of a stream (leg index idx, first socket kind `kind`) */
 int dpm_stream_sockets(struct dp_media *m, struct stream *s, uint32_t idx, int kind,
                        const char *addr, char *why, size_t whylen);
-/* Closes the stream's ports and frees its SRTP contexts. */
-void dpm_stream_close(struct dp_media *m, struct stream *s);
+/* Closes the stream's ports and frees its SRTP contexts; keep: its sockets may stay
+ * idle for a later leg (a leg that closes; not one that failed to open). */
+void dpm_stream_close(struct dp_media *m, struct stream *s, bool keep);
+/* An epoll event on socket entry i. */
+void dpm_sock_event(struct dp_media *m, uint32_t i);
+/* Closes the idle sockets and frees the socket table (no socket may be in use). */
+void dpm_sockets_free(struct dp_media *m);
 /* Reads what is waiting on the socket of leg l's port `kind`. */
 void dpm_sock_readable(struct dp_media *m, struct leg *l, int kind);
 

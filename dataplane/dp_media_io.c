@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -89,9 +90,123 @@ void dpm_tx_commit(struct dp_media *m, const struct stream *s, bool rtcp,
     t->msgs[i].msg_hdr.msg_iov = &t->iov[i];
     t->msgs[i].msg_hdr.msg_iovlen = 1;
 }
-/* ---- sockets ---- */
+
+/* ---- sockets ----
+ * Each media socket has an entry in m->sk; its epoll value is SOCK_VALUE | entry, and
+ * the entry says which leg port (leg index * 4 + kind) it serves. When a leg closes,
+ * its sockets stay bound and registered, idle, at the end of a FIFO (at most
+ * m->idle_max; the oldest is closed to make room). A leg that asks for the port of an
+ * idle socket gets that socket if its port has rested m->rest_ms since its leg
+ * closed, emptied first; if not, the idle socket is closed and a new one bound (as
+ * if there were no pool), so nothing queued for the previous call reaches the next.
+ * Datagrams that reach an idle socket are read and dropped (port_idle_drops). */
+
+static bool bound_to(const struct msock *k, const struct sockaddr_storage *ss)
+{
+    if (k->family != ss->ss_family)
+        return false;
+    if (ss->ss_family == AF_INET)
+        return memcmp(k->addr, &((const struct sockaddr_in *)ss)->sin_addr, 4) == 0;
+    return memcmp(k->addr, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16) == 0;
+}
+
+static void idle_unlink(struct dp_media *m, uint32_t i)
+{
+    struct msock *k = &m->sk[i];
+    if (k->prev != SOCK_NONE)
+        m->sk[k->prev].next = k->next;
+    else
+        m->idle_head = k->next;
+    if (k->next != SOCK_NONE)
+        m->sk[k->next].prev = k->prev;
+    else
+        m->idle_tail = k->prev;
+    k->prev = k->next = SOCK_NONE;
+    k->idle = false;
+    m->n_idle--;
+}
+
+/* Closes socket entry i (idle or not) and frees the entry. */
+static void sock_destroy(struct dp_media *m, uint32_t i)
+{
+    struct msock *k = &m->sk[i];
+    if (k->idle)
+        idle_unlink(m, i);
+    epoll_ctl(m->epfd, EPOLL_CTL_DEL, k->fd, NULL);
+    close(k->fd);
+    k->fd = -1;
+    k->next = m->sk_free;
+    m->sk_free = i;
+}
+
+/* A free entry (the table grows at leg set-up, never on the packet path). */
+static int sock_entry(struct dp_media *m, uint32_t *out)
+{
+    if (m->sk_free == SOCK_NONE) {
+        uint32_t cap = m->sk_cap ? m->sk_cap * 2 : 64;
+        if (cap > SOCK_VALUE || cap < m->sk_cap)
+            return -1;
+        struct msock *t = realloc(m->sk, cap * sizeof *t);
+        if (!t)
+            return -1;
+        for (uint32_t i = cap; i-- > m->sk_cap;) {
+            t[i] = (struct msock){.fd = -1, .prev = SOCK_NONE, .next = m->sk_free};
+            m->sk_free = i;
+        }
+        m->sk = t;
+        m->sk_cap = cap;
+    }
+    *out = m->sk_free;
+    m->sk_free = m->sk[*out].next;
+    m->sk[*out].next = SOCK_NONE;
+    return 0;
+}
+
+/* Reads and drops every datagram waiting on fd; returns how many there were. */
+static uint64_t sock_drain(struct dp_media *m, int fd)
+{
+    struct rxq *q = &m->rx;
+    uint64_t total = 0;
+    for (;;) {
+        for (unsigned i = 0; i < RX_BATCH; i++)
+            q->msgs[i].msg_hdr.msg_namelen = sizeof q->addr[i];
+        int n = recvmmsg(fd, q->msgs, RX_BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0)
+            break;
+        total += (uint64_t)n;
+        if (n < RX_BATCH)
+            break;
+    }
+    return total;
+}
+
+/* The idle socket bound to ss (address and port), taken out of the pool and emptied,
+ * if it may serve a leg now. NULL when there is none, or when it has not rested long
+ * enough (then it is closed, freeing the port for a new socket). */
+static struct msock *idle_take(struct dp_media *m, const struct sockaddr_storage *ss, uint16_t port,
+                               uint32_t *out)
+{
+    uint64_t now_ms = 0;
+    for (uint32_t i = m->idle_head, next; i != SOCK_NONE; i = next) {
+        struct msock *k = &m->sk[i];
+        next = k->next;
+        if (k->port != port)
+            continue;
+        if (!now_ms)
+            now_ms = mono_us() / 1000u;
+        if (bound_to(k, ss) && now_ms - k->idle_ms >= m->rest_ms) {
+            idle_unlink(m, i);
+            st_add(&m->st.port_idle_drops, sock_drain(m, k->fd));
+            *out = i;
+            return k;
+        }
+        sock_destroy(m, i); /* too soon, or another address: the port goes to a new socket */
+    }
+    return NULL;
+}
+
 static int open_socket(struct dp_media *m, const char *addr, uint16_t port, uint32_t value,
-                       bool audio, int *out, char *why, size_t whylen)
+                       bool audio, int *out, int32_t *sk, char *why, size_t whylen)
 {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
@@ -123,15 +238,37 @@ static int open_socket(struct dp_media *m, const char *addr, uint16_t port, uint
                : r == -EXDEV    ? DP_MEDIA_PARAM
                                 : DP_MEDIA_BUSY;
     }
+    uint32_t i;
+    struct msock *k = idle_take(m, &ss, port, &i);
+    if (k) {
+        if (k->tos != tos) {
+            if (ss.ss_family == AF_INET)
+                setsockopt(k->fd, IPPROTO_IP, IP_TOS, &tos, sizeof tos);
+            else
+                setsockopt(k->fd, IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof tos);
+            k->tos = (uint8_t)tos;
+        }
+        k->user = value;
+        st_add(&m->st.port_reuses, 1);
+        *out = k->fd;
+        *sk = (int32_t)i;
+        return DP_MEDIA_OK;
+    }
+    if (sock_entry(m, &i) != 0) {
+        dpm_set_why(why, whylen, "Out of memory for media port %u", port);
+        return DP_MEDIA_BUSY;
+    }
     int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         dpm_set_why(why, whylen, "No socket for media port %u: %s", port, strerror(errno));
-        return DP_MEDIA_BUSY;
+        goto fail;
     }
     if (bind(fd, (struct sockaddr *)&ss, sl) != 0) {
         int e = errno;
         close(fd);
         dpm_set_why(why, whylen, "Media port %u: %s", port, strerror(e));
+        m->sk[i].next = m->sk_free;
+        m->sk_free = i;
         return e == EADDRINUSE ? DP_MEDIA_PORT_IN_USE : DP_MEDIA_BUSY;
     }
     int rcv = SOCK_RCVBUF;
@@ -140,52 +277,135 @@ static int open_socket(struct dp_media *m, const char *addr, uint16_t port, uint
         setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof tos);
     else
         setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof tos);
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)m->tag << 32 | value};
+    struct epoll_event ev = {.events = EPOLLIN,
+                             .data.u64 = (uint64_t)m->tag << 32 | SOCK_VALUE | i};
     if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         close(fd);
         dpm_set_why(why, whylen, "epoll: %s", strerror(errno));
-        return DP_MEDIA_BUSY;
+        goto fail;
     }
+    k = &m->sk[i];
+    *k = (struct msock){.fd = fd,
+                        .port = port,
+                        .tos = (uint8_t)tos,
+                        .family = (uint8_t)ss.ss_family,
+                        .user = value,
+                        .prev = SOCK_NONE,
+                        .next = SOCK_NONE};
+    if (ss.ss_family == AF_INET)
+        memcpy(k->addr, &s4->sin_addr, 4);
+    else
+        memcpy(k->addr, &s6->sin6_addr, 16);
+    st_add(&m->st.port_binds, 1);
     *out = fd;
+    *sk = (int32_t)i;
     return DP_MEDIA_OK;
+fail:
+    m->sk[i].next = m->sk_free;
+    m->sk_free = i;
+    return DP_MEDIA_BUSY;
 }
 
-/* Closes the socket or the packet I/O port of a stream (port + which). */
-static void close_fd(struct dp_media *m, int *fd, uint16_t port)
+/* Closes the socket or the packet I/O port of a stream (port + which). A socket is
+ * kept idle for a later leg when `keep` (and the pool has room, or makes room by
+ * closing its oldest). */
+static void close_fd(struct dp_media *m, int *fd, int32_t *sk, uint16_t port, bool keep)
 {
     if (*fd == FD_PKTIO) {
         if (m->io)
             m->io->close(m->io->io, port);
-        *fd = -1;
     } else if (*fd >= 0) {
-        epoll_ctl(m->epfd, EPOLL_CTL_DEL, *fd, NULL);
-        close(*fd);
-        *fd = -1;
+        uint32_t i = (uint32_t)*sk;
+        if (!keep || m->idle_max == 0) {
+            sock_destroy(m, i);
+        } else {
+            if (m->n_idle >= m->idle_max)
+                sock_destroy(m, m->idle_head);
+            struct msock *k = &m->sk[i];
+            k->idle = true;
+            k->idle_ms = mono_us() / 1000u;
+            k->prev = m->idle_tail;
+            k->next = SOCK_NONE;
+            if (m->idle_tail != SOCK_NONE)
+                m->sk[m->idle_tail].next = i;
+            else
+                m->idle_head = i;
+            m->idle_tail = i;
+            m->n_idle++;
+        }
     }
+    *fd = -1;
+    *sk = -1;
+}
+
+void dpm_sockets_free(struct dp_media *m)
+{
+    for (uint32_t i = 0; i < m->sk_cap; i++)
+        if (m->sk[i].fd >= 0 && m->sk[i].idle)
+            sock_destroy(m, i);
+    free(m->sk);
+    m->sk = NULL;
+    m->sk_cap = 0;
+    m->sk_free = SOCK_NONE;
+}
+
+void dp_media_set_port_pool(struct dp_media *m, unsigned max_idle, uint32_t rest_ms)
+{
+    m->idle_max = max_idle;
+    m->rest_ms = rest_ms;
+    while (m->n_idle > m->idle_max)
+        sock_destroy(m, m->idle_head);
+}
+
+uint16_t dp_media_rested_port(const struct dp_media *m)
+{
+    uint64_t now_ms = mono_us() / 1000u;
+    for (uint32_t i = m->idle_head; i != SOCK_NONE; i = m->sk[i].next) {
+        const struct msock *k = &m->sk[i];
+        if (now_ms - k->idle_ms < m->rest_ms)
+            break; /* the rest are younger still */
+        if ((k->port & 1) == 0)
+            return k->port;
+    }
+    return 0;
+}
+
+void dpm_sock_event(struct dp_media *m, uint32_t i)
+{
+    if (i >= m->sk_cap || m->sk[i].fd < 0)
+        return; /* closed earlier in this epoll batch */
+    const struct msock *k = &m->sk[i];
+    if (k->idle) {
+        st_add(&m->st.port_idle_drops, sock_drain(m, k->fd));
+        return;
+    }
+    uint32_t idx = k->user / 4u;
+    if (idx < DP_MEDIA_MAX_LEGS && m->legs[idx])
+        dpm_sock_readable(m, m->legs[idx], (int)(k->user % 4u));
 }
 
 int dpm_stream_sockets(struct dp_media *m, struct stream *s, uint32_t idx, int kind,
                        const char *addr, char *why, size_t whylen)
 {
-    int rc =
-        open_socket(m, addr, s->port, idx * 4u + (uint32_t)kind, s->audio, &s->fd[0], why, whylen);
+    int rc = open_socket(m, addr, s->port, idx * 4u + (uint32_t)kind, s->audio, &s->fd[0],
+                         &s->sk[0], why, whylen);
     if (rc != DP_MEDIA_OK)
         return rc;
     if (!s->mux) {
         rc = open_socket(m, addr, (uint16_t)(s->port + 1), idx * 4u + (uint32_t)kind + 1, s->audio,
-                         &s->fd[1], why, whylen);
+                         &s->fd[1], &s->sk[1], why, whylen);
         if (rc != DP_MEDIA_OK) {
-            close_fd(m, &s->fd[0], s->port);
+            close_fd(m, &s->fd[0], &s->sk[0], s->port, false);
             return rc;
         }
     }
     return DP_MEDIA_OK;
 }
 
-void dpm_stream_close(struct dp_media *m, struct stream *s)
+void dpm_stream_close(struct dp_media *m, struct stream *s, bool keep)
 {
-    close_fd(m, &s->fd[0], s->port);
-    close_fd(m, &s->fd[1], (uint16_t)(s->port + 1));
+    close_fd(m, &s->fd[0], &s->sk[0], s->port, keep);
+    close_fd(m, &s->fd[1], &s->sk[1], (uint16_t)(s->port + 1), keep);
     md_srtp_free(s->in);
     md_srtp_free(s->out);
     s->in = s->out = NULL;
@@ -193,6 +413,7 @@ void dpm_stream_close(struct dp_media *m, struct stream *s)
     explicit_bzero(s->answer_line, sizeof s->answer_line);
     s->on = false;
 }
+
 void dpm_sock_readable(struct dp_media *m, struct leg *l, int kind)
 {
     struct stream *s = kind < K_VRTP ? &l->a : &l->v;
@@ -234,6 +455,7 @@ int dp_media_set_pktio(struct dp_media *m, const struct dpk_pktio *io)
     if (m->n_legs)
         return -1; /* ports already open as sockets */
     dpm_tx_flush(m);
+    dpm_sockets_free(m); /* the idle ones */
     m->io = io;
     return 0;
 }

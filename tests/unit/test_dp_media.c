@@ -1,7 +1,8 @@
 /* dp_media in-process: the worker's media sessions on real loopback sockets, driven
  * by the test's own epoll loop, with test peers (test_dp_media_peer.h) as the
  * participants. Audio mixing by tone, video switching with sequence continuity and
- * keyframe requests, NACK mapping, SRTP failures counted, timeouts, hold. */
+ * keyframe requests, NACK mapping, SRTP failures counted, timeouts, hold; conferences
+ * and sockets of closed legs reused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +26,7 @@ struct fx {
     void *last_owner;
     uint64_t conf_key; /* of the legs open_leg opens; 0 = 42 */
     unsigned speakers; /* their conference's loudest N (0 = default) */
+    uint16_t port;     /* the audio port open_leg asks for (0 = a free one) */
 };
 
 static void on_event(void *ctx, void *owner, dp_media_event_t ev, uint64_t now)
@@ -111,7 +113,7 @@ static void open_leg(struct fx *f, int i, dp_media_codec_t codec, uint8_t pt, bo
                                      .owner = p};
     struct dp_media_stream_params *a = &lp.audio, *v = &lp.video;
     a->enabled = true;
-    a->local_port = free_pair();
+    a->local_port = f->port ? f->port : free_pair();
     struct sockaddr_in r = peer_addr(p->port);
     memcpy(&a->remote, &r, sizeof r);
     memcpy(&a->remote_rtcp, &r, sizeof r);
@@ -490,6 +492,126 @@ static void a_conference_opened_after_another_closed_carries_nothing_over(void *
     assert_true(tone_share(&f->p[1], 1400) < 0.02);
 }
 
+/* Sends `n` audio packets of peer p from a socket of its own (another source address)
+ * to port. */
+static void send_stray(struct peer *p, uint16_t port, int n)
+{
+    uint16_t sport;
+    int fd = peer_socket(&sport);
+    assert_true(fd >= 0);
+    struct sockaddr_in to = peer_addr(port);
+    for (int i = 0; i < n; i++) {
+        uint8_t buf[1500];
+        size_t len = peer_audio_packet(p, buf, sizeof buf, false);
+        assert_true(len > 0);
+        assert_int_equal(sendto(fd, buf, len, 0, (struct sockaddr *)&to, sizeof to), (ssize_t)len);
+    }
+    close(fd);
+}
+
+static bool port_bindable(uint16_t port)
+{
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = peer_addr(port);
+    bool ok = bind(s, (struct sockaddr *)&a, sizeof a) == 0;
+    close(s);
+    return ok;
+}
+
+static void
+a_closed_legs_port_is_reused_only_after_it_rested_and_without_what_queued_on_it(void **state)
+{
+    struct fx *f = *state;
+    const struct dp_media_stats *st = dp_media_stats(f->m);
+    dp_media_set_port_pool(f->m, 8, 400);
+    assert_int_equal(peer_init(&f->p[0], 0, MD_CODEC_PCMU, 0, 400, false, false), 0);
+    assert_int_equal(peer_init(&f->p[1], 1, MD_CODEC_PCMU, 0, 700, false, false), 0);
+    open_leg(f, 0, DP_CODEC_PCMU, 0, false, 0);
+    f->port = (uint16_t)ntohs(f->p[0].to.sin_port);
+    talk(f, 1, 10, false);
+    assert_true(f->p[0].rx_audio > 0);
+    assert_int_equal(atomic_load(&st->port_binds), 1);
+    dp_media_leg_close(f->m, f->leg[0]);
+    assert_false(port_bindable(f->port)); /* kept, idle */
+    assert_int_equal(dp_media_rested_port(f->m), 0);
+
+    /* a datagram reaching the idle socket is read and dropped */
+    uint64_t rtp_in = atomic_load(&st->rtp_in), latches = atomic_load(&st->latches);
+    send_stray(&f->p[0], f->port, 1);
+    pump(f, 30);
+    assert_int_equal(atomic_load(&st->port_idle_drops), 1);
+    assert_int_equal(atomic_load(&st->rtp_in), rtp_in);
+
+    /* asked for again before it rested: a new socket, and the stray datagrams queued on
+     * the old one go with it */
+    send_stray(&f->p[0], f->port, 2);
+    open_leg(f, 1, DP_CODEC_PCMU, 0, false, 0);
+    assert_int_equal(atomic_load(&st->port_binds), 2);
+    assert_int_equal(atomic_load(&st->port_reuses), 0);
+    pump(f, 30);
+    assert_int_equal(atomic_load(&st->rtp_in), rtp_in);
+    assert_int_equal(atomic_load(&st->port_idle_drops), 1);
+    dp_media_leg_close(f->m, f->leg[1]);
+
+    /* once it rested: the same socket, emptied of what queued on it meanwhile */
+    pump(f, 450);
+    assert_int_equal(dp_media_rested_port(f->m), f->port);
+    send_stray(&f->p[0], f->port, 3);
+    usleep(20000);
+    peer_drain(&f->p[1]);
+    uint64_t heard = f->p[1].rx_audio;
+    open_leg(f, 1, DP_CODEC_PCMU, 0, false, 0);
+    assert_int_equal(atomic_load(&st->port_reuses), 1);
+    assert_int_equal(atomic_load(&st->port_binds), 2);
+    assert_int_equal(atomic_load(&st->port_idle_drops), 1 + 3);
+    assert_int_equal(dp_media_rested_port(f->m), 0);
+    pump(f, 30);
+    struct dp_media_leg_info info;
+    assert_int_equal(dp_media_leg_info(f->m, f->leg[1], &info), 0);
+    assert_int_equal(info.audio_in, 0);
+    assert_int_equal(atomic_load(&st->rtp_in), rtp_in);
+    assert_int_equal(atomic_load(&st->latches), latches); /* nothing latched on a stray */
+    /* and the new call's media flows both ways on it */
+    talk(f, 2, 10, false);
+    assert_int_equal(dp_media_leg_info(f->m, f->leg[1], &info), 0);
+    assert_true(info.audio_in >= 8);
+    assert_true(f->p[1].rx_audio >= heard + 8);
+    assert_int_equal(atomic_load(&st->legs), 1);
+}
+
+static void idle_sockets_beyond_the_pools_bound_are_closed(void **state)
+{
+    struct fx *f = *state;
+    const struct dp_media_stats *st = dp_media_stats(f->m);
+    dp_media_set_port_pool(f->m, 2, 0);
+    uint16_t port[3];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(peer_init(&f->p[i], (uint8_t)i, MD_CODEC_PCMU, 0, 400, false, false), 0);
+        open_leg(f, i, DP_CODEC_PCMU, 0, false, 0);
+        port[i] = (uint16_t)ntohs(f->p[i].to.sin_port);
+    }
+    for (int i = 0; i < 3; i++)
+        dp_media_leg_close(f->m, f->leg[i]);
+    /* the oldest made room for the newest */
+    assert_true(port_bindable(port[0]));
+    assert_false(port_bindable(port[1]));
+    assert_false(port_bindable(port[2]));
+    assert_int_equal(dp_media_rested_port(f->m), port[1]);
+    /* a smaller bound closes the oldest; 0 closes them all (no pool) */
+    dp_media_set_port_pool(f->m, 1, 0);
+    assert_true(port_bindable(port[1]));
+    assert_false(port_bindable(port[2]));
+    dp_media_set_port_pool(f->m, 0, 0);
+    assert_true(port_bindable(port[2]));
+    assert_int_equal(dp_media_rested_port(f->m), 0);
+    f->port = port[2];
+    open_leg(f, 0, DP_CODEC_PCMU, 0, false, 0);
+    dp_media_leg_close(f->m, f->leg[0]);
+    assert_true(port_bindable(port[2]));
+    assert_int_equal(atomic_load(&st->port_binds), 4);
+    assert_int_equal(atomic_load(&st->port_reuses), 0);
+}
+
 int main(void)
 {
     srand((unsigned)getpid());
@@ -512,6 +634,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_taken_port_is_reported_as_such, setup, teardown),
         cmocka_unit_test_setup_teardown(
             a_conference_opened_after_another_closed_carries_nothing_over, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            a_closed_legs_port_is_reused_only_after_it_rested_and_without_what_queued_on_it, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(idle_sockets_beyond_the_pools_bound_are_closed, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
