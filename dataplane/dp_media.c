@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -547,6 +548,10 @@ struct dp_media *dp_media_create(unsigned worker, int epfd, uint32_t ev_tag)
     snprintf(m->cname, sizeof m->cname, "confnode-w%u", worker);
     m->sk_free = m->idle_head = m->idle_tail = SOCK_NONE;
     m->idle_max = SOCK_IDLE_MAX;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur / 32 < m->idle_max)
+        m->idle_max = (uint32_t)(rl.rlim_cur / 32);
     m->rest_ms = SOCK_REST_MS;
     m->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)ev_tag << 32 | TIMER_VALUE};

@@ -162,8 +162,10 @@ void dp_media_leg_close(struct dp_media *m, uint32_t leg);
  * closed at once, as without a pool). A leg opened on the port of an idle socket gets
  * that socket, emptied of what reached it meanwhile, if its leg closed at least
  * rest_ms ago; otherwise the idle socket is closed and a new one bound, so datagrams
- * late for the previous call are not taken for the new one's. Defaults: 64 sockets,
- * 2000 ms. */
+ * late for the previous call are not taken for the new one's. Idle sockets give way
+ * (oldest first) when the process is out of descriptors. Defaults: 1024 sockets, or a
+ * 32nd of the descriptor limit (RLIMIT_NOFILE) when that is less; 2000 ms. To reuse
+ * sockets at R new legs per second, max_idle must be at least R x rest_ms / 1000. */
 void dp_media_set_port_pool(struct dp_media *m, unsigned max_idle, uint32_t rest_ms);
 
 /* For a port allocator: the even port of the socket idle longest, if its rest is over

@@ -53,7 +53,9 @@ _Static_assert(MD_MIX_MAX_PARTIES == MD_VSW_MAX, "one slot space for mixer and s
 /* Media sockets (dp_media_io.c): epoll value SOCK_VALUE | entry in dp_media.sk. */
 #define SOCK_VALUE 0x80000000u
 #define SOCK_NONE 0xffffffffu
-#define SOCK_IDLE_MAX 64   /* default: idle sockets kept per worker */
+/* default: idle sockets kept per worker (at most 1/32 of the descriptor limit); with a
+ * 2 s rest, enough for 512 new legs per second */
+#define SOCK_IDLE_MAX 1024
 #define SOCK_REST_MS 2000u /* default: how long an idle socket's port rests before reuse */
 
 struct msock {

@@ -99,7 +99,9 @@ void dpm_tx_commit(struct dp_media *m, const struct stream *s, bool rtcp,
  * idle socket gets that socket if its port has rested m->rest_ms since its leg
  * closed, emptied first; if not, the idle socket is closed and a new one bound (as
  * if there were no pool), so nothing queued for the previous call reaches the next.
- * Datagrams that reach an idle socket are read and dropped (port_idle_drops). */
+ * Datagrams that reach an idle socket are read and dropped (port_idle_drops). When
+ * the process runs out of descriptors, idle sockets are closed, oldest first, to make
+ * room for a leg's. */
 
 static bool bound_to(const struct msock *k, const struct sockaddr_storage *ss)
 {
@@ -258,7 +260,10 @@ static int open_socket(struct dp_media *m, const char *addr, uint16_t port, uint
         dpm_set_why(why, whylen, "Out of memory for media port %u", port);
         return DP_MEDIA_BUSY;
     }
-    int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd;
+    while ((fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0 &&
+           (errno == EMFILE || errno == ENFILE) && m->n_idle)
+        sock_destroy(m, m->idle_head); /* out of descriptors: a call before an idle socket */
     if (fd < 0) {
         dpm_set_why(why, whylen, "No socket for media port %u: %s", port, strerror(errno));
         goto fail;

@@ -3,11 +3,13 @@
  * participants. Audio mixing by tone, video switching with sequence continuity and
  * keyframe requests, NACK mapping, SRTP failures counted, timeouts, hold; conferences
  * and sockets of closed legs reused. */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 
 #include <cmocka.h>
 
@@ -612,6 +614,51 @@ static void idle_sockets_beyond_the_pools_bound_are_closed(void **state)
     assert_int_equal(atomic_load(&st->port_reuses), 0);
 }
 
+static void idle_sockets_give_way_when_the_process_is_out_of_descriptors(void **state)
+{
+    struct fx *f = *state;
+    const struct dp_media_stats *st = dp_media_stats(f->m);
+    dp_media_set_port_pool(f->m, 8, 0);
+    uint16_t port[2];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(peer_init(&f->p[i], (uint8_t)i, MD_CODEC_PCMU, 0, 400, false, false), 0);
+        open_leg(f, i, DP_CODEC_PCMU, 0, false, 0);
+        port[i] = (uint16_t)ntohs(f->p[i].to.sin_port);
+    }
+    dp_media_leg_close(f->m, f->leg[0]);
+    dp_media_leg_close(f->m, f->leg[1]);
+    assert_int_equal(peer_init(&f->p[2], 2, MD_CODEC_PCMU, 0, 400, false, false), 0);
+    uint16_t fresh = free_pair();
+    /* every descriptor below a lowered limit taken */
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int first = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_true(first >= 0);
+    close(first);
+    low = old;
+    low.rlim_cur = (rlim_t)first + 16;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int fill[16], n_fill = 0, fd;
+    while (n_fill < 16 && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+        fill[n_fill++] = fd;
+    assert_int_equal(open("/dev/null", O_RDONLY | O_CLOEXEC), -1);
+    /* a new leg still gets its socket: the oldest idle one makes room */
+    f->port = fresh;
+    open_leg(f, 2, DP_CODEC_PCMU, 0, false, 0);
+    for (int i = 0; i < n_fill; i++)
+        close(fill[i]);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_int_equal(atomic_load(&st->port_binds), 3);
+    assert_true(port_bindable(port[0]));
+    assert_false(port_bindable(port[1]));
+    for (int i = 0; i < 3; i++)
+        peer_send_audio(&f->p[2], false);
+    pump(f, 40);
+    struct dp_media_leg_info info;
+    assert_int_equal(dp_media_leg_info(f->m, f->leg[2], &info), 0);
+    assert_int_equal(info.audio_in, 3);
+}
+
 int main(void)
 {
     srand((unsigned)getpid());
@@ -639,6 +686,8 @@ int main(void)
             teardown),
         cmocka_unit_test_setup_teardown(idle_sockets_beyond_the_pools_bound_are_closed, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            idle_sockets_give_way_when_the_process_is_out_of_descriptors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
