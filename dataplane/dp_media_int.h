@@ -135,12 +135,24 @@ struct conf {
     uint64_t slow_seen;
 };
 
+/* Datagrams queued for sendmmsg: entry i is buf[i] (len[i] bytes) from socket fd[i] to
+ * addr[i]. At a flush they are sent grouped by socket (queue order kept within a
+ * socket), and a run of equal-sized datagrams to one address goes as one UDP GSO
+ * message (UDP_SEGMENT): one trip through the stack for the run. */
 struct txq {
     unsigned n;
     int fd[TX_BATCH];
-    struct mmsghdr msgs[TX_BATCH];
-    struct iovec iov[TX_BATCH];
+    uint16_t len[TX_BATCH];
+    socklen_t addrlen[TX_BATCH];
     struct sockaddr_storage addr[TX_BATCH];
+    uint8_t order[TX_BATCH];       /* at a flush: entries grouped by socket */
+    struct iovec iov[TX_BATCH];    /* at a flush: in that order */
+    struct mmsghdr msgs[TX_BATCH]; /* at a flush: one per datagram or GSO run */
+    unsigned msg_first[TX_BATCH];  /* its first iov */
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } ctl[TX_BATCH]; /* UDP_SEGMENT of a GSO message */
     uint8_t buf[TX_BATCH][PKT_CAP];
 };
 
@@ -174,6 +186,7 @@ struct dp_media {
     uint32_t sk_cap, sk_free;
     uint32_t idle_head, idle_tail, n_idle; /* idle sockets, oldest first */
     uint32_t idle_max, rest_ms;
+    bool no_gso;                /* the kernel refused UDP_SEGMENT once: plain datagrams */
     const struct dpk_pktio *io; /* NULL: sockets (recvmmsg/sendmmsg) */
     size_t tx_cap;              /* bytes in the last tx_slot() buffer */
     struct rxq rx;

@@ -7,13 +7,61 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
+#include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
-/* ---- transmit queue: sendmmsg per run of datagrams leaving the same socket, or the
- * packet I/O interface's own queue ---- */
+/* ---- transmit queue: sendmmsg per socket, runs of equal-sized datagrams to one
+ * address as one UDP GSO message; or the packet I/O interface's own queue ---- */
+#define GSO_MAX_BYTES 60000 /* a GSO message stays under the 64 kB of one IP datagram */
+#define GSO_MAX_SEGS 64     /* UDP_MAX_SEGMENTS of older kernels */
+
+static bool addr_eq(const struct txq *t, unsigned a, unsigned b)
+{
+    return t->addrlen[a] == t->addrlen[b] && memcmp(&t->addr[a], &t->addr[b], t->addrlen[a]) == 0;
+}
+
+/* Builds the messages for the entries order[p..end) (one socket): returns how many. */
+static unsigned tx_build(struct dp_media *m, unsigned p, unsigned end, unsigned first_msg)
+{
+    struct txq *t = &m->tx;
+    unsigned nm = first_msg;
+    while (p < end) {
+        unsigned e = t->order[p], q = p + 1;
+        size_t seg = t->len[e], total = seg;
+        if (!m->no_gso) {
+            while (q < end && q - p < GSO_MAX_SEGS &&
+                   total + t->len[t->order[q]] <= GSO_MAX_BYTES && t->len[t->order[q]] <= seg &&
+                   addr_eq(t, e, t->order[q])) {
+                total += t->len[t->order[q]];
+                if (t->len[t->order[q++]] < seg)
+                    break; /* only the last segment may be shorter */
+            }
+        }
+        struct msghdr *h = &t->msgs[nm].msg_hdr;
+        memset(h, 0, sizeof *h);
+        h->msg_name = &t->addr[e];
+        h->msg_namelen = t->addrlen[e];
+        h->msg_iov = &t->iov[p];
+        h->msg_iovlen = q - p;
+        if (q - p > 1) {
+            h->msg_control = t->ctl[nm].buf;
+            h->msg_controllen = sizeof t->ctl[nm].buf;
+            struct cmsghdr *c = CMSG_FIRSTHDR(h);
+            c->cmsg_level = SOL_UDP;
+            c->cmsg_type = UDP_SEGMENT;
+            c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+            uint16_t gso = (uint16_t)seg;
+            memcpy(CMSG_DATA(c), &gso, sizeof gso);
+        }
+        t->msg_first[nm++] = p;
+        p = q;
+    }
+    return nm;
+}
+
 void dpm_tx_flush(struct dp_media *m)
 {
     if (m->io) {
@@ -21,26 +69,54 @@ void dpm_tx_flush(struct dp_media *m)
         return;
     }
     struct txq *t = &m->tx;
-    unsigned i = 0;
-    while (i < t->n) {
-        unsigned j = i + 1;
-        while (j < t->n && t->fd[j] == t->fd[i])
-            j++;
-        unsigned k = i;
-        while (k < j) {
-            int n = sendmmsg(t->fd[i], t->msgs + k, j - k, 0);
+    /* group by socket, keeping queue order within one: a stable pass per socket */
+    uint64_t taken = 0;
+    unsigned k = 0;
+    for (unsigned i = 0; i < t->n; i++) {
+        if (taken >> i & 1)
+            continue;
+        for (unsigned j = i; j < t->n; j++) {
+            if (!(taken >> j & 1) && t->fd[j] == t->fd[i]) {
+                taken |= 1ull << j;
+                t->order[k] = (uint8_t)j;
+                t->iov[k].iov_base = t->buf[j];
+                t->iov[k].iov_len = t->len[j];
+                k++;
+            }
+        }
+    }
+    unsigned p = 0;
+    while (p < t->n) {
+        int fd = t->fd[t->order[p]];
+        unsigned end = p + 1;
+        while (end < t->n && t->fd[t->order[end]] == fd)
+            end++;
+        unsigned nm = tx_build(m, p, end, 0), mi = 0;
+        while (mi < nm) {
+            int n = sendmmsg(fd, t->msgs + mi, nm - mi, 0);
             if (n < 0) {
                 if (errno == EINTR)
                     continue;
+                unsigned first = t->msg_first[mi];
+                if (!m->no_gso && t->msgs[mi].msg_hdr.msg_iovlen > 1 &&
+                    (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP ||
+                     errno == ENOPROTOOPT)) {
+                    /* no UDP GSO here (old kernel, device without checksum offload):
+                     * plain datagrams from now on, starting with these */
+                    m->no_gso = true;
+                    nm = tx_build(m, first, end, 0);
+                    mi = 0;
+                    continue;
+                }
                 /* EAGAIN (buffer full) or a dead peer: UDP may lose it; count it */
-                st_add(&m->st.drop_send, j - k);
+                st_add(&m->st.drop_send, end - first);
                 break;
             }
             for (int q = 0; q < n; q++)
-                st_add(&m->st.bytes_out, t->msgs[k + (unsigned)q].msg_len);
-            k += (unsigned)n;
+                st_add(&m->st.bytes_out, t->msgs[mi + (unsigned)q].msg_len);
+            mi += (unsigned)n;
         }
-        i = j;
+        p = end;
     }
     t->n = 0;
 }
@@ -77,18 +153,12 @@ void dpm_tx_commit(struct dp_media *m, const struct stream *s, bool rtcp,
             st_add(&m->st.drop_send, 1);
         return;
     }
-    int fd = rtcp && !s->mux ? s->fd[1] : s->fd[0];
     struct txq *t = &m->tx;
     unsigned i = t->n++;
-    t->fd[i] = fd;
+    t->fd[i] = rtcp && !s->mux ? s->fd[1] : s->fd[0];
+    t->len[i] = (uint16_t)len;
+    t->addrlen[i] = tolen;
     memcpy(&t->addr[i], to, tolen);
-    t->iov[i].iov_base = t->buf[i];
-    t->iov[i].iov_len = len;
-    memset(&t->msgs[i].msg_hdr, 0, sizeof t->msgs[i].msg_hdr);
-    t->msgs[i].msg_hdr.msg_name = &t->addr[i];
-    t->msgs[i].msg_hdr.msg_namelen = tolen;
-    t->msgs[i].msg_hdr.msg_iov = &t->iov[i];
-    t->msgs[i].msg_hdr.msg_iovlen = 1;
 }
 
 /* ---- sockets ----

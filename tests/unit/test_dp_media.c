@@ -659,6 +659,41 @@ static void idle_sockets_give_way_when_the_process_is_out_of_descriptors(void **
     assert_int_equal(info.audio_in, 3);
 }
 
+static void a_burst_of_video_reaches_the_receiver_as_the_same_datagrams_in_order(void **state)
+{
+    struct fx *f = *state;
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(
+            peer_init(&f->p[i], (uint8_t)i, MD_CODEC_PCMU, 0, 500 + 300 * i, false, true), 0);
+    open_leg(f, 0, DP_CODEC_PCMU, 0, true, 0);
+    open_leg(f, 1, DP_CODEC_PCMU, 0, true, 0);
+    f->p[1].amp = 0;
+    talk(f, 2, 60, true); /* peer 0 speaks: peer 1 sees its video */
+    assert_true(f->p[1].n_vrx > 0 && f->p[1].vrx_log[f->p[1].n_vrx - 1].src == 0);
+    /* runs of equal sizes, a shorter one ending a run, a longer one starting the next:
+     * sent back to back, they reach the node's socket together */
+    static const size_t sizes[] = {40, 40, 40, 40, 40,   40,   40,   40,   20, 60, 60, 60,
+                                   60, 60, 30, 30, 1000, 1000, 1000, 1000, 5,  40, 40, 40};
+    enum { N = sizeof sizes / sizeof sizes[0] };
+    size_t before = f->p[1].n_vrx;
+    uint16_t first_src_seq = f->p[0].vout.seq;
+    for (int i = 0; i < N; i++)
+        peer_send_video_len(&f->p[0], sizes[i]);
+    pump(f, 40);
+    peer_drain(&f->p[1]);
+    assert_int_equal(f->p[1].n_vrx - before, N);
+    assert_int_equal(f->p[1].rx_bad, 0);
+    for (int i = 0; i < N; i++) {
+        const struct peer_video_rx *v = &f->p[1].vrx_log[before + (size_t)i];
+        assert_int_equal(v->src, 0);
+        assert_int_equal(v->src_seq, (uint16_t)(first_src_seq + i));
+        assert_int_equal(v->len, sizes[i]);
+        if (i > 0)
+            assert_int_equal((uint16_t)(v->seq - v[-1].seq), 1);
+    }
+    assert_int_equal(atomic_load(&dp_media_stats(f->m)->drop_send), 0);
+}
+
 int main(void)
 {
     srand((unsigned)getpid());
@@ -688,6 +723,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             idle_sockets_give_way_when_the_process_is_out_of_descriptors, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            a_burst_of_video_reaches_the_receiver_as_the_same_datagrams_in_order, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,6 +32,7 @@ struct peer_video_rx {
     uint8_t src; /* the sender id written into the payload */
     uint16_t src_seq;
     bool keyframe;
+    uint16_t len; /* payload bytes */
 };
 
 struct peer {
@@ -195,28 +196,34 @@ static inline void peer_send_audio(struct peer *p, bool tamper)
         sendto(p->fd, buf, len, 0, (struct sockaddr *)&p->to, sizeof p->to);
 }
 
-/* A synthetic VP8 packet: descriptor (S, partition 0), a key or inter frame byte,
- * then our id and our own sequence number so the receiver can tell the source. */
-static inline void peer_send_video(struct peer *p)
+/* A synthetic VP8 packet of `payload` bytes: descriptor (S, partition 0), a key or
+ * inter frame byte, then our id and our own sequence number so the receiver can tell
+ * the source. */
+static inline void peer_send_video_len(struct peer *p, size_t payload)
 {
-    if (p->vfd < 0)
+    if (p->vfd < 0 || payload < 5 || payload > 1200)
         return;
     uint8_t buf[1500];
     bool key = p->want_keyframe;
     p->want_keyframe = false;
     uint16_t seq = p->vout.seq;
-    int h = md_rtp_out_header(&p->vout, buf, sizeof buf, true, 3000, 40);
+    int h = md_rtp_out_header(&p->vout, buf, sizeof buf, true, 3000, payload);
     uint8_t *pl = buf + h;
-    memset(pl, 0xab, 40);
+    memset(pl, 0xab, payload);
     pl[0] = 0x10;
     pl[1] = key ? 0x00 : 0x01;
     pl[2] = p->id;
     pl[3] = (uint8_t)(seq >> 8);
     pl[4] = (uint8_t)seq;
-    size_t len = (size_t)h + 40;
+    size_t len = (size_t)h + payload;
     if (p->secure && md_srtp_protect(p->vtx, buf, &len, sizeof buf) != MD_OK)
         return;
     sendto(p->vfd, buf, len, 0, (struct sockaddr *)&p->vto, sizeof p->vto);
+}
+
+static inline void peer_send_video(struct peer *p)
+{
+    peer_send_video_len(p, 40);
 }
 
 static inline void peer_send_rtcp(struct peer *p, bool video, const uint8_t *pkt, size_t len)
@@ -298,6 +305,7 @@ static inline void peer_drain(struct peer *p)
                 v->src = h.payload[2];
                 v->src_seq = (uint16_t)(h.payload[3] << 8 | h.payload[4]);
                 v->keyframe = (h.payload[1] & 1) == 0;
+                v->len = (uint16_t)h.payload_len;
             }
         }
     }
