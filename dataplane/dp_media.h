@@ -16,13 +16,14 @@
  * Per 20 ms (a timerfd armed at the earliest due conference): mixer tick, one encoded
  * frame per listener, keyframe requests after a speaker switch; SR/RR every 5 s per
  * stream; media timeouts reported to the owner through dp_media_set_events().
- * Outgoing datagrams are queued and written with sendmmsg, one call per run of
- * datagrams leaving the same socket. Nothing on the per-packet or per-tick path
- * allocates or takes a lock; memory is taken when a leg or a conference is opened.
- * A closed conference keeps its memory (mixer included) on a bounded spare list of
- * the worker, and the next conference opened there takes it, reset, instead of
- * allocating and zeroing a new one. Likewise a closed leg's sockets stay bound, idle, for a later
- * leg on the same port once the port has rested (dp_media_set_port_pool).
+ * Outgoing datagrams are queued and written with sendmmsg, one call per socket per
+ * flush; a run of equal-sized datagrams to one address goes as one UDP GSO message.
+ * Nothing on the per-packet or per-tick path allocates or takes a lock; memory is
+ * taken when a leg or a conference is opened. A closed conference keeps its memory
+ * (mixer included) on a bounded spare list of the worker, and the next conference
+ * opened there takes it, reset, instead of allocating and zeroing a new one. Likewise
+ * a closed leg's sockets stay bound, idle, for a later leg on the same port once the
+ * port has rested (dp_media_set_port_pool).
  *
  * The module knows nothing of SIP or SDP text: the upper layer says what was
  * negotiated (ports, remote addresses, codecs, directions, the peer's a=crypto

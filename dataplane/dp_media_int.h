@@ -3,8 +3,9 @@
  *
  *   dp_media.c       lifecycle, legs (open, update, close), SDES keys, the timer,
  *                    housekeeping (RTCP reports, timeouts), epoll event dispatch
- *   dp_media_io.c    ports and datagrams: sockets or the packet I/O backend,
- *                    recvmmsg batches, the sendmmsg transmit queue
+ *   dp_media_io.c    ports and datagrams: sockets (and the pool of idle ones) or the
+ *                    packet I/O backend, recvmmsg batches, the sendmmsg/GSO transmit
+ *                    queue
  *   dp_media_rtp.c   per datagram: RTP/RTCP demultiplexing, SRTP, latching, reception
  *                    statistics, RTCP reports and feedback
  *   dp_media_conf.c  conferences: mixer and video switcher, the per-tick mix out,

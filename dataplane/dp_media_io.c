@@ -330,7 +330,7 @@ static int open_socket(struct dp_media *m, const char *addr, uint16_t port, uint
         dpm_set_why(why, whylen, "Out of memory for media port %u", port);
         return DP_MEDIA_BUSY;
     }
-    int fd;
+    int rc = DP_MEDIA_BUSY, fd;
     while ((fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0 &&
            (errno == EMFILE || errno == ENFILE) && m->n_idle)
         sock_destroy(m, m->idle_head); /* out of descriptors: a call before an idle socket */
@@ -340,11 +340,9 @@ static int open_socket(struct dp_media *m, const char *addr, uint16_t port, uint
     }
     if (bind(fd, (struct sockaddr *)&ss, sl) != 0) {
         int e = errno;
-        close(fd);
         dpm_set_why(why, whylen, "Media port %u: %s", port, strerror(e));
-        m->sk[i].next = m->sk_free;
-        m->sk_free = i;
-        return e == EADDRINUSE ? DP_MEDIA_PORT_IN_USE : DP_MEDIA_BUSY;
+        rc = e == EADDRINUSE ? DP_MEDIA_PORT_IN_USE : DP_MEDIA_BUSY;
+        goto fail;
     }
     int rcv = SOCK_RCVBUF;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
@@ -355,7 +353,6 @@ static int open_socket(struct dp_media *m, const char *addr, uint16_t port, uint
     struct epoll_event ev = {.events = EPOLLIN,
                              .data.u64 = (uint64_t)m->tag << 32 | SOCK_VALUE | i};
     if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        close(fd);
         dpm_set_why(why, whylen, "epoll: %s", strerror(errno));
         goto fail;
     }
@@ -376,9 +373,11 @@ static int open_socket(struct dp_media *m, const char *addr, uint16_t port, uint
     *sk = (int32_t)i;
     return DP_MEDIA_OK;
 fail:
+    if (fd >= 0)
+        close(fd);
     m->sk[i].next = m->sk_free;
     m->sk_free = i;
-    return DP_MEDIA_BUSY;
+    return rc;
 }
 
 /* Closes the socket or the packet I/O port of a stream (port + which). A socket is
