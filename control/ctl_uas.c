@@ -60,7 +60,15 @@ static int warning_hdr(const struct ctl_worker *cw, const char *why, char *out, 
     }
     clean[j] = 0;
     const char *agent = cw->conf->node_name[0] ? cw->conf->node_name : "confnode";
-    return snprintf(out, cap, "Warning: 399 %s \"%s\"\r\n", agent, clean);
+    /* the reason is cut to what fits, so the header always ends in CRLF */
+    size_t fixed = strlen("Warning: 399  \"\"\r\n") + strlen(agent) + 1;
+    if (cap < fixed + 1) {
+        if (cap)
+            out[0] = 0;
+        return -1;
+    }
+    int room = (int)(cap - fixed < sizeof clean ? cap - fixed : sizeof clean);
+    return snprintf(out, cap, "Warning: 399 %s \"%.*s\"\r\n", agent, room, clean);
 }
 
 static ssize_t build(struct ctl_worker *cw, const sip_msg_t *req, int status, const char *tag,
