@@ -113,7 +113,7 @@ struct __attribute__((aligned(64))) dp_worker {
     struct udp_tx *tx;
     char *scratch;             /* STREAM_READ_SIZE */
 
-    struct dp_media *media;    /* media ports, legs and conferences (dp_media.c) */
+    struct dp_media *media;    /* media ports, legs and conferences (dp_media*.c) */
 
     struct dp_stats stats;
 };

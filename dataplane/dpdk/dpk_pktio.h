@@ -14,7 +14,7 @@
  * where `value` is what open() was given for the port (dp_media's leg*4+kind).
  *
  * Sockets backend: open = socket+bind+epoll, tx = sendmmsg, input from recvmmsg
- * (what dp_media.c does today, inline). DPDK backend (dpk_engine.c): open marks the
+ * (what dp_media_io.c does, inline). DPDK backend (dpk_engine.c): open marks the
  * port in the worker's own port table (the port must be in the worker's partition),
  * tx_slot hands out the payload area of an mbuf, tx_commit writes Ethernet/IP/UDP
  * headers in front and queues the mbuf for rte_eth_tx_burst, input points into the
@@ -54,7 +54,7 @@ struct dpk_pktio {
 };
 
 /* What dp_media provides for a packet I/O backend. Declared weak: the DPDK backend
- * uses them when dp_media.c defines them, and otherwise sends media through the
+ * uses them when dp_media*.c define them, and otherwise sends media through the
  * kernel (exception path) to dp_media's own sockets, so a node works either way.
  *
  * dp_media_set_pktio: from now on open/close/send through `io` instead of sockets.
