@@ -119,12 +119,12 @@ char *fed_conf_where_str(const struct fed_conf_where *w, char *buf, size_t size)
     int n = snprintf(buf, size, "%s", w->path ? w->path : "");
     if (n > 0)
         len = (size_t)n < size ? (size_t)n : size - 1;
-    if (w->index >= 0 && len < size) {
+    if (w->index >= 0 && len + 1 < size) {
         n = snprintf(buf + len, size - len, "[%ld]", w->index);
         if (n > 0)
             len += (size_t)n < size - len ? (size_t)n : size - len - 1;
     }
-    if (w->key && len < size) {
+    if (w->key && len + 1 < size) {
         n = snprintf(buf + len, size - len, ".%s", w->key);
         if (n > 0)
             len += (size_t)n < size - len ? (size_t)n : size - len - 1;
