@@ -135,6 +135,14 @@ static const struct worker_field worker_fields[] = {
        "Calls ended because their media went silent."),
     WF(media_latches, "media_latches_total", FIELD_COUNTER,
        "Remote media addresses learnt from received packets (symmetric RTP)."),
+    WF(media_conf_reuses, "media_conference_reuses_total", FIELD_COUNTER,
+       "Conferences opened on a closed conference's mixer (no allocation)."),
+    WF(media_port_binds, "media_socket_binds_total", FIELD_COUNTER,
+       "Media sockets created and bound."),
+    WF(media_port_reuses, "media_socket_reuses_total", FIELD_COUNTER,
+       "Media ports served by an idle, rested socket instead of a new one."),
+    WF(media_port_idle_drops, "media_idle_socket_drops_total", FIELD_COUNTER,
+       "Datagrams that reached a media socket between calls (dropped)."),
 };
 
 #define N_FIELDS (sizeof worker_fields / sizeof worker_fields[0])

@@ -321,6 +321,10 @@ static void snapshot(void *arg, struct cn_snapshot *s)
             o->media_rtcp_byes = ld(&ms->rtcp_byes);
             o->media_timeouts = ld(&ms->media_timeouts);
             o->media_latches = ld(&ms->latches);
+            o->media_conf_reuses = ld(&ms->conf_reuses);
+            o->media_port_binds = ld(&ms->port_binds);
+            o->media_port_reuses = ld(&ms->port_reuses);
+            o->media_port_idle_drops = ld(&ms->port_idle_drops);
         }
         for (int k = 0; k < 7; k++)
             o->responses[k] = ld(&c->responses[k]);

@@ -37,6 +37,7 @@ struct cn_worker_snapshot {
     uint64_t media_dtmf_packets, media_mixer_ticks, media_mixer_overruns;
     uint64_t media_speaker_switches, media_keyframe_requests, media_video_forwarded;
     uint64_t media_feedback_forwarded, media_rtcp_byes, media_timeouts, media_latches;
+    uint64_t media_conf_reuses, media_port_binds, media_port_reuses, media_port_idle_drops;
     uint64_t responses[7];         /* by class: [1]=1xx ... [6]=6xx; [0] unused */
 };
 

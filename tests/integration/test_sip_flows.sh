@@ -10,6 +10,7 @@
 #   uac_late_offer.xml  INVITE without SDP -> 200 with the node's offer; the answer in
 #                   the ACK points at sipp's RTP echo: media flows both ways (the node's
 #                   RTP in and out counters rise by at least 2 s of 50 packets/s per call)
+#   a call 2.5 s later reuses a rested port's still-bound socket (the socket counters);
 #   and an INVITE without SDP to a room that requires SRTP -> 488.
 # Afterwards no dialog or call is left.
 #
@@ -82,6 +83,19 @@ it_log "late offer: RTP out $((out1 - out0)), echoed back in $((in1 - in0)) over
     it_fail "late offer: the node sent $((out1 - out0)) RTP packets to $late calls held 3 s"
 ((in1 - in0 >= late * 100)) ||
     it_fail "late offer: the node received $((in1 - in0)) RTP packets back from $late calls"
+
+# the ports of those calls have rested 2 s: the next call to the room reuses one's
+# still-bound socket instead of binding a new one
+sleep 2.5
+reuses0=$(metric confnode_media_socket_reuses_total)
+binds0=$(metric confnode_media_socket_binds_total)
+it_sipp_start reuse "127.0.0.1:$SIP_PORT" u1 1 1 -sf "$scenarios/uac_sdp.xml" -s meet
+it_sipp_wait reuse
+it_sipp_expect_all reuse 1
+reuses1=$(metric confnode_media_socket_reuses_total)
+binds1=$(metric confnode_media_socket_binds_total)
+it_log "a call after the ports rested: $((reuses1 - reuses0)) socket(s) reused, $((binds1 - binds0)) bound"
+((reuses1 > reuses0)) || it_fail "no media socket was reused ($((binds1 - binds0)) bound)"
 
 # a room that requires SRTP cannot make a plain offer: 488 with a Warning
 cat >"$IT_TMP/late_srtp.sip" <<'EOF'

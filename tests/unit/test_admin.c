@@ -84,6 +84,10 @@ static const struct field fields[] = {
     F(media_rtcp_byes, "confnode_media_rtcp_byes_total", "counter"),
     F(media_timeouts, "confnode_media_timeouts_total", "counter"),
     F(media_latches, "confnode_media_latches_total", "counter"),
+    F(media_conf_reuses, "confnode_media_conference_reuses_total", "counter"),
+    F(media_port_binds, "confnode_media_socket_binds_total", "counter"),
+    F(media_port_reuses, "confnode_media_socket_reuses_total", "counter"),
+    F(media_port_idle_drops, "confnode_media_idle_socket_drops_total", "counter"),
 };
 
 #define N_FIELDS (sizeof fields / sizeof fields[0])
