@@ -237,10 +237,7 @@ static void answer_invite(struct ctl_worker *cw, struct ctl_txn *t, const sip_ms
 {
     char sdp[4096], why[200], extra[1024];
     if (d->media_port < 0) {
-        int hint = cw->io.media_port_hint ? cw->io.media_port_hint(cw->io.io) : 0;
-        d->media_port = hint && media_ports_take(&cw->ports, (uint16_t)hint) == 0
-                            ? hint
-                            : media_ports_alloc(&cw->ports);
+        d->media_port = media_ports_alloc(&cw->ports);
         if (d->media_port < 0) {
             snprintf(why, sizeof why, "No media port free on worker %u", cw->id);
             cstat_add(&cw->stats->overload_rejects, 1);

@@ -82,9 +82,6 @@ typedef struct ctl_io {
     int (*media_update)(void *io, uint32_t leg, const struct ctl_media_req *req,
                         struct sdp_plan *plan, char *why, size_t whylen);
     void (*media_close)(void *io, uint32_t leg);
-    /* A free port whose still-bound socket the media layer would reuse (0: none, or
-     * NULL): taken before the oldest free port when it is free. */
-    uint16_t (*media_port_hint)(void *io);
     void *io;
 } ctl_io_t;
 

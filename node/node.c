@@ -183,7 +183,6 @@ static int io_media_update(void *io, uint32_t leg, const struct ctl_media_req *r
 }
 
 static void io_media_close(void *io, uint32_t leg) { dp_media_leg_close(dp_worker_media(io), leg); }
-static uint16_t io_media_port_hint(void *io) { return dp_media_rested_port(dp_worker_media(io)); }
 
 static void on_media_event(void *ctx, void *owner, dp_media_event_t ev, uint64_t now)
 {
@@ -215,13 +214,11 @@ static void *h_start(struct dp_worker *w, void *arg)
                    .media_open = io_media_open,
                    .media_update = io_media_update,
                    .media_close = io_media_close,
-                   .media_port_hint = io_media_port_hint,
                    .io = w};
     struct ctl_worker *cw = ctl_worker_create(n->sh, id, &io, &n->ctl_stats[id]);
     if (!cw)
         cn_log(CN_LOG_ERROR, "worker_start_failed", "worker=%u reason=\"out of memory\"", id);
     dp_media_set_events(dp_worker_media(w), on_media_event, cw);
-    dp_media_set_port_pool(dp_worker_media(w), 4096, 2000);
     return cw;
 }
 

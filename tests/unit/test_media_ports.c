@@ -48,49 +48,6 @@ static void released_ports_are_handed_out_again(void **state)
     media_ports_release(&mp, (uint16_t)b);
     assert_int_equal(media_ports_alloc(&mp), b);
     media_ports_fini(&mp);
-    media_ports_fini(&mp); /* twice is harmless */
-}
-
-static void the_port_free_the_longest_goes_first_and_a_named_one_can_be_taken(void **state)
-{
-    (void)state;
-    struct media_ports mp;
-    assert_int_equal(media_ports_init(&mp, 50000, 50009, 0, 1), 0); /* 5 ports */
-    int p[5];
-    for (int i = 0; i < 5; i++)
-        p[i] = media_ports_alloc(&mp);
-    /* released 50004, 50000, 50008: handed out in that order, not the last first */
-    media_ports_release(&mp, (uint16_t)p[2]);
-    media_ports_release(&mp, (uint16_t)p[0]);
-    media_ports_release(&mp, (uint16_t)p[4]);
-    media_ports_release(&mp, (uint16_t)p[0]); /* twice: still one free entry */
-    assert_int_equal(mp.n, 3);
-    /* the media layer names 50000: it is claimed out of order */
-    assert_int_equal(media_ports_take(&mp, 50000), 0);
-    assert_int_equal(media_ports_take(&mp, 50000), -1); /* no longer free */
-    assert_int_equal(media_ports_take(&mp, 50002), -1); /* in use */
-    assert_int_equal(media_ports_take(&mp, 50001), -1); /* never ours */
-    assert_int_equal(media_ports_alloc(&mp), 50004);
-    assert_int_equal(media_ports_alloc(&mp), 50008);
-    assert_int_equal(media_ports_alloc(&mp), -1);
-    /* many rounds: every port comes back exactly once per round */
-    for (int round = 0; round < 100; round++) {
-        for (int i = 0; i < 5; i++)
-            media_ports_release(&mp, (uint16_t)(50000 + 2 * ((i * 3 + round) % 5)));
-        unsigned seen = 0;
-        if (round % 2) {
-            assert_int_equal(media_ports_take(&mp, (uint16_t)(50000 + 2 * (round % 5))), 0);
-            seen |= 1u << (round % 5);
-        }
-        int q;
-        while ((q = media_ports_alloc(&mp)) >= 0) {
-            unsigned bit = 1u << ((q - 50000) / 2);
-            assert_int_equal(seen & bit, 0);
-            seen |= bit;
-        }
-        assert_int_equal(seen, 0x1f);
-    }
-    media_ports_fini(&mp);
 }
 
 static void bad_ranges_are_refused(void **state)
@@ -107,7 +64,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_pair_is_owned_by_exactly_one_worker),
         cmocka_unit_test(released_ports_are_handed_out_again),
-        cmocka_unit_test(the_port_free_the_longest_goes_first_and_a_named_one_can_be_taken),
         cmocka_unit_test(bad_ranges_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
