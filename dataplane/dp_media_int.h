@@ -186,6 +186,7 @@ struct dp_media {
     struct msock *sk; /* every media socket of the worker, in use or idle */
     uint32_t sk_cap, sk_free;
     uint32_t idle_head, idle_tail, n_idle; /* idle sockets, oldest first */
+    uint32_t *idle_port; /* by port number: its idle socket, SOCK_NONE (65536, lazily) */
     uint32_t idle_max, rest_ms;
     bool no_gso;                /* the kernel refused UDP_SEGMENT once: plain datagrams */
     const struct dpk_pktio *io; /* NULL: sockets (recvmmsg/sendmmsg) */

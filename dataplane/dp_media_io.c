@@ -196,6 +196,8 @@ static void idle_unlink(struct dp_media *m, uint32_t i)
     k->prev = k->next = SOCK_NONE;
     k->idle = false;
     m->n_idle--;
+    if (m->idle_port && m->idle_port[k->port] == i)
+        m->idle_port[k->port] = SOCK_NONE;
 }
 
 /* Closes socket entry i (idle or not) and frees the entry. */
@@ -258,22 +260,17 @@ static uint64_t sock_drain(struct dp_media *m, int fd)
 static struct msock *idle_take(struct dp_media *m, const struct sockaddr_storage *ss, uint16_t port,
                                uint32_t *out)
 {
-    uint64_t now_ms = 0;
-    for (uint32_t i = m->idle_head, next; i != SOCK_NONE; i = next) {
-        struct msock *k = &m->sk[i];
-        next = k->next;
-        if (k->port != port)
-            continue;
-        if (!now_ms)
-            now_ms = mono_us() / 1000u;
-        if (bound_to(k, ss) && now_ms - k->idle_ms >= m->rest_ms) {
-            idle_unlink(m, i);
-            st_add(&m->st.port_idle_drops, sock_drain(m, k->fd));
-            *out = i;
-            return k;
-        }
-        sock_destroy(m, i); /* too soon, or another address: the port goes to a new socket */
+    uint32_t i = m->idle_port ? m->idle_port[port] : SOCK_NONE;
+    if (i == SOCK_NONE)
+        return NULL;
+    struct msock *k = &m->sk[i];
+    if (bound_to(k, ss) && mono_us() / 1000u - k->idle_ms >= m->rest_ms) {
+        idle_unlink(m, i);
+        st_add(&m->st.port_idle_drops, sock_drain(m, k->fd));
+        *out = i;
+        return k;
     }
+    sock_destroy(m, i); /* too soon, or another address: the port goes to a new socket */
     return NULL;
 }
 
@@ -390,12 +387,20 @@ static void close_fd(struct dp_media *m, int *fd, int32_t *sk, uint16_t port, bo
             m->io->close(m->io->io, port);
     } else if (*fd >= 0) {
         uint32_t i = (uint32_t)*sk;
-        if (!keep || m->idle_max == 0) {
+        if (keep && m->idle_max && !m->idle_port) {
+            m->idle_port = malloc(65536 * sizeof *m->idle_port);
+            for (uint32_t p = 0; m->idle_port && p < 65536; p++)
+                m->idle_port[p] = SOCK_NONE;
+        }
+        if (!keep || m->idle_max == 0 || !m->idle_port) {
             sock_destroy(m, i);
         } else {
             if (m->n_idle >= m->idle_max)
                 sock_destroy(m, m->idle_head);
             struct msock *k = &m->sk[i];
+            if (m->idle_port[k->port] != SOCK_NONE) /* one idle socket per port */
+                sock_destroy(m, m->idle_port[k->port]);
+            m->idle_port[k->port] = i;
             k->idle = true;
             k->idle_ms = mono_us() / 1000u;
             k->prev = m->idle_tail;
@@ -418,7 +423,9 @@ void dpm_sockets_free(struct dp_media *m)
         if (m->sk[i].fd >= 0 && m->sk[i].idle)
             sock_destroy(m, i);
     free(m->sk);
+    free(m->idle_port);
     m->sk = NULL;
+    m->idle_port = NULL;
     m->sk_cap = 0;
     m->sk_free = SOCK_NONE;
 }
